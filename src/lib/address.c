@@ -1,0 +1,2 @@
+/* address - placeholder until the module lands */
+#include "config.h"

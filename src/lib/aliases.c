@@ -1,0 +1,2 @@
+/* aliases - placeholder until the module lands */
+#include "config.h"

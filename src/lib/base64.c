@@ -1,0 +1,2 @@
+/* base64 - placeholder until the module lands */
+#include "config.h"

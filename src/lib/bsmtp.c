@@ -1,0 +1,2 @@
+/* bsmtp - placeholder until the module lands */
+#include "config.h"

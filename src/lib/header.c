@@ -1,0 +1,2 @@
+/* header - placeholder until the module lands */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* http - placeholder until the module lands */
+#include "config.h"

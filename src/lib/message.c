@@ -1,0 +1,2 @@
+/* message - placeholder until the module lands */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* oauth - placeholder until the module lands */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* smtp - placeholder until the module lands */
+#include "config.h"

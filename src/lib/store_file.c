@@ -1,0 +1,2 @@
+/* store_file - placeholder until the module lands */
+#include "config.h"

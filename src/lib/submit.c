@@ -1,0 +1,2 @@
+/* submit - placeholder until the module lands */
+#include "config.h"

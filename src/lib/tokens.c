@@ -1,0 +1,2 @@
+/* tokens - placeholder until the module lands */
+#include "config.h"

@@ -1,0 +1,378 @@
+/*
+ * util - allocation that never fails, a growable buffer, number parsing
+ * without atoi/strtol pitfalls, secret wiping and the shared error record.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#ifdef HAVE_GETRANDOM
+#include <sys/random.h>
+#endif
+
+#include "util.h"
+
+#ifndef EX_OSERR
+#define EX_OSERR 71
+#endif
+
+static const char *progname = "bearmail";
+
+void
+util_set_progname(const char *name)
+{
+	const char *slash = strrchr(name, '/');
+
+	progname = slash ? slash + 1 : name;
+}
+
+const char *
+util_progname(void)
+{
+	return progname;
+}
+
+void
+die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(code);
+}
+
+void
+warnx_(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void *
+check(void *p)
+{
+	if (p == NULL)
+		die(EX_OSERR, "out of memory");
+	return p;
+}
+
+void *
+xmalloc(size_t n)
+{
+	return check(malloc(n ? n : 1));
+}
+
+void *
+xcalloc(size_t nmemb, size_t size)
+{
+	return check(calloc(nmemb ? nmemb : 1, size ? size : 1));
+}
+
+void *
+xrealloc(void *p, size_t n)
+{
+	return check(realloc(p, n ? n : 1));
+}
+
+char *
+xstrdup(const char *s)
+{
+	return check(strdup(s));
+}
+
+char *
+xstrndup(const char *s, size_t n)
+{
+	return check(strndup(s, n));
+}
+
+char *
+xvasprintf(const char *fmt, va_list ap)
+{
+	char *s;
+
+	if (vasprintf(&s, fmt, ap) < 0)
+		die(EX_OSERR, "out of memory");
+	return s;
+}
+
+char *
+xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	s = xvasprintf(fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+void
+wipe(void *p, size_t n)
+{
+	if (p == NULL || n == 0)
+		return;
+#ifdef HAVE_EXPLICIT_BZERO
+	explicit_bzero(p, n);
+#else
+	volatile unsigned char *v = p;
+	while (n--)
+		*v++ = 0;
+#endif
+}
+
+void
+wipe_free(char *s)
+{
+	if (s == NULL)
+		return;
+	wipe(s, strlen(s));
+	free(s);
+}
+
+static void
+buf_grow(struct buf *b, size_t extra)
+{
+	size_t need = b->len + extra + 1;
+	size_t cap = b->cap ? b->cap : 64;
+	char *n;
+
+	if (need <= b->cap)
+		return;
+	while (cap < need) {
+		if (cap > SIZE_MAX / 2)
+			die(EX_OSERR, "out of memory");
+		cap *= 2;
+	}
+	/* realloc could leave a secret behind in the old block: copy by hand */
+	n = xmalloc(cap);
+	if (b->data) {
+		memcpy(n, b->data, b->len);
+		wipe(b->data, b->cap);
+		free(b->data);
+	}
+	b->data = n;
+	b->cap = cap;
+}
+
+void
+buf_add(struct buf *b, const void *p, size_t n)
+{
+	buf_grow(b, n);
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+void
+buf_adds(struct buf *b, const char *s)
+{
+	buf_add(b, s, strlen(s));
+}
+
+void
+buf_addc(struct buf *b, char c)
+{
+	buf_add(b, &c, 1);
+}
+
+void
+buf_addf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	s = xvasprintf(fmt, ap);
+	va_end(ap);
+	buf_adds(b, s);
+	wipe_free(s);
+}
+
+void
+buf_reset(struct buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+void
+buf_free(struct buf *b, int secret)
+{
+	if (b->data && secret)
+		wipe(b->data, b->cap);
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+char *
+buf_steal(struct buf *b)
+{
+	char *s;
+
+	if (b->data == NULL)
+		return xstrdup("");
+	s = b->data;
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return s;
+}
+
+int
+str_to_ll(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+	long long v;
+
+	if (s == NULL || *s == '\0')
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+scaled(const char *s, const char *units, const long long *mult, long long *out)
+{
+	char tmp[64];
+	size_t n = strlen(s);
+	long long v, m = 1;
+	const char *u;
+
+	if (n == 0 || n >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, s, n + 1);
+	if ((u = strchr(units, tmp[n - 1])) != NULL && tmp[n - 1] != '\0') {
+		m = mult[u - units];
+		tmp[n - 1] = '\0';
+	}
+	if (str_to_ll(tmp, 0, LLONG_MAX, &v) != 0 || (m > 1 && v > LLONG_MAX / m))
+		return -1;
+	*out = v * m;
+	return 0;
+}
+
+int
+str_to_size(const char *s, long long *out)
+{
+	static const long long mult[] = { 1024LL, 1024LL, 1048576LL, 1048576LL,
+	    1073741824LL, 1073741824LL };
+
+	return scaled(s, "kKmMgG", mult, out);
+}
+
+int
+str_to_seconds(const char *s, long long *out)
+{
+	static const long long mult[] = { 1, 60, 3600, 86400, 604800 };
+
+	return scaled(s, "smhdw", mult, out);
+}
+
+int
+str_has_prefix_ci(const char *s, const char *prefix)
+{
+	return strncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+char *
+str_trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' ||
+	    e[-1] == '\n'))
+		*--e = '\0';
+	return s;
+}
+
+int
+err_set(struct bm_err *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e == NULL)
+		return code;
+	e->code = code;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int
+read_small_file(const char *path, size_t max, char **out, struct bm_err *e)
+{
+	struct buf b = BUF_INIT;
+	char chunk[4096];
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return err_set(e, EX_NOINPUT, "cannot open %s: %s", path,
+		    strerror(errno));
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || b.len + (size_t)n > max) {
+			int saved = n < 0 ? errno : EFBIG;
+			close(fd);
+			buf_free(&b, 1);
+			return err_set(e, EX_IOERR, "cannot read %s: %s", path,
+			    strerror(saved));
+		}
+		buf_add(&b, chunk, (size_t)n);
+	}
+	close(fd);
+	wipe(chunk, sizeof(chunk));
+	*out = buf_steal(&b);
+	return 0;
+}
+
+void
+random_bytes(void *p, size_t n)
+{
+	unsigned char *c = p;
+
+	while (n > 0) {
+#ifdef HAVE_GETRANDOM
+		ssize_t r = getrandom(c, n, 0);
+#else
+		ssize_t r = -1;
+		errno = ENOSYS;
+#endif
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			die(EX_OSERR, "no random bytes from the kernel: %s",
+			    strerror(errno));
+		c += r;
+		n -= (size_t)r;
+	}
+}

@@ -1,0 +1,91 @@
+/*
+ * util - memory, strings, buffers and the error record shared by every
+ * module.  Allocators never return NULL: on exhaustion they print one line
+ * and exit EX_OSERR, so callers carry no allocation checks (as Postfix does).
+ */
+#ifndef BEARMAIL_UTIL_H
+#define BEARMAIL_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <sysexits.h>
+
+#if defined(__GNUC__)
+#define BM_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define BM_NORETURN __attribute__((noreturn))
+#else
+#define BM_PRINTF(f, a)
+#define BM_NORETURN
+#endif
+
+/* --- program name used as the prefix of every error line --- */
+void util_set_progname(const char *name);
+const char *util_progname(void);
+
+/* Print "progname: message" on stderr and exit with code. */
+BM_NORETURN void die(int code, const char *fmt, ...) BM_PRINTF(2, 3);
+/* Print "progname: message" on stderr. */
+void warnx_(const char *fmt, ...) BM_PRINTF(1, 2);
+
+/* --- allocation (never NULL) --- */
+void *xmalloc(size_t n);
+void *xcalloc(size_t nmemb, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) BM_PRINTF(1, 2);
+char *xvasprintf(const char *fmt, va_list ap) BM_PRINTF(1, 0);
+
+/* Overwrite n bytes so the compiler cannot elide it. */
+void wipe(void *p, size_t n);
+/* Wipe a NUL-terminated secret, then free it. NULL is fine. */
+void wipe_free(char *s);
+
+/* --- growable byte buffer, always NUL-terminated --- */
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+#define BUF_INIT { NULL, 0, 0 }
+void buf_add(struct buf *b, const void *p, size_t n);
+void buf_adds(struct buf *b, const char *s);
+void buf_addc(struct buf *b, char c);
+void buf_addf(struct buf *b, const char *fmt, ...) BM_PRINTF(2, 3);
+void buf_reset(struct buf *b);
+/* Free the storage (wiped first when secret is non-zero). */
+void buf_free(struct buf *b, int secret);
+/* Hand the storage to the caller (never NULL) and reset the buffer. */
+char *buf_steal(struct buf *b);
+
+/* --- string helpers --- */
+/* Parse a whole decimal number into *out within [min, max]; 0 on success. */
+int str_to_ll(const char *s, long long min, long long max, long long *out);
+/* Parse a size such as 35M, 512k, 1G, 1000; 0 on success. */
+int str_to_size(const char *s, long long *out);
+/* Parse a duration such as 30s, 5m, 2h, 5d (bare number: seconds). */
+int str_to_seconds(const char *s, long long *out);
+int str_has_prefix_ci(const char *s, const char *prefix);
+/* Trim ASCII whitespace at both ends, in place; returns s. */
+char *str_trim(char *s);
+
+/*
+ * The error record every fallible function fills: a sysexits code and one
+ * line that names the problem and, where there is one, the fix.
+ */
+struct bm_err {
+	int code;
+	char msg[1024];
+};
+/* Fill e (if non-NULL) and return code. */
+int err_set(struct bm_err *e, int code, const char *fmt, ...) BM_PRINTF(3, 4);
+
+/* Read a whole small file (at most max bytes) into a NUL-terminated string. */
+int read_small_file(const char *path, size_t max, char **out, struct bm_err *e);
+
+/* Random bytes from the kernel; dies if the kernel cannot provide them. */
+void random_bytes(void *p, size_t n);
+
+#endif
