@@ -1,2 +1,151 @@
+/*
+ * bearmail - the user's command: global options (--config FILE, --version,
+ * help), process hygiene (no core dumps, not dumpable, umask 077: the
+ * process holds tokens), then one function per subcommand (commands.h).
+ */
 #include "config.h"
-int main(void) { return 0; }
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#ifdef HAVE_SYS_PRCTL_H
+#include <sys/prctl.h>
+#endif
+
+#include "commands.h"
+#include "conf.h"
+#include "util.h"
+
+static const struct command {
+	const char *name;
+	int (*run)(int argc, char **argv, struct config *c);
+} commands[] = {
+	{ "token", cmd_token },
+};
+
+/* Commands of the design that later issues bring: refused honestly. */
+static const char *const later[] = {
+	"login", "logout", "status", "doctor", "setup", "queue", "send-test",
+};
+
+#define NELEM(x) (sizeof(x) / sizeof((x)[0]))
+
+static int
+usage(FILE *f, int code)
+{
+	fputs("usage: bearmail [--config FILE] COMMAND [ARGS]\n"
+	    "\n"
+	    "commands:\n"
+	    "  token [ACCOUNT]         print a valid access token "
+	    "(refreshing it)\n"
+	    "  token import [ACCOUNT]  store a token endpoint answer (JSON) "
+	    "or a refresh\n"
+	    "                          token read on stdin\n"
+	    "  help                    show this text\n"
+	    "\n"
+	    "options:\n"
+	    "  -C, --config FILE       use this configuration file\n"
+	    "  --version               print the version\n", f);
+	return code;
+}
+
+static void
+hygiene(void)
+{
+	struct rlimit rl = { 0, 0 };
+
+#ifdef HAVE_SYS_PRCTL_H
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#endif
+	setrlimit(RLIMIT_CORE, &rl);
+	umask(077);
+}
+
+/* Global options; returns the index of the command, or -1 (and *code). */
+static int
+parse_globals(int argc, char **argv, const char **config, int *code)
+{
+	int i;
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			return i + 1;
+		if (strcmp(argv[i], "--version") == 0) {
+			printf("bearmail %s\n", PACKAGE_VERSION);
+			*code = 0;
+			return -1;
+		}
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			*code = usage(stdout, 0);
+			return -1;
+		}
+		if (strncmp(argv[i], "--config=", 9) == 0) {
+			*config = argv[i] + 9;
+			continue;
+		}
+		if ((strcmp(argv[i], "-C") == 0 ||
+		    strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+			*config = argv[++i];
+			continue;
+		}
+		warnx_("unknown option %s", argv[i]);
+		*code = usage(stderr, EX_USAGE);
+		return -1;
+	}
+	return i;
+}
+
+static int
+run(const struct command *cmd, const char *config, int argc, char **argv)
+{
+	struct config *c = NULL;
+	struct bm_err e = { 0, "" };
+	char *path = conf_find_path(config);
+	int rc;
+
+	if ((rc = conf_load(path, &c, &e)) != 0)
+		warnx_("%s", e.msg);
+	else
+		rc = cmd->run(argc, argv, c);
+	if (c != NULL)
+		conf_free(c);
+	free(path);
+	return rc;
+}
+
+static int
+dispatch(const char *config, int argc, char **argv)
+{
+	size_t i;
+
+	if (strcmp(argv[0], "help") == 0)
+		return usage(stdout, 0);
+	for (i = 0; i < NELEM(commands); i++)
+		if (strcmp(argv[0], commands[i].name) == 0)
+			return run(&commands[i], config, argc, argv);
+	for (i = 0; i < NELEM(later); i++)
+		if (strcmp(argv[0], later[i]) == 0) {
+			fprintf(stderr, "bearmail %s: not available in this "
+			    "version\n", argv[0]);
+			return EX_UNAVAILABLE;
+		}
+	warnx_("unknown command %s", argv[0]);
+	return usage(stderr, EX_USAGE);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *config = NULL;
+	int code = 0, i;
+
+	hygiene();
+	util_set_progname("bearmail");
+	if ((i = parse_globals(argc, argv, &config, &code)) < 0)
+		return code;
+	if (i >= argc)
+		return usage(stderr, EX_USAGE);
+	return dispatch(config, argc - i, argv + i);
+}

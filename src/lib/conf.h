@@ -61,25 +61,30 @@ struct config {
 
 /*
  * Find the configuration file: explicit (from -C/--config), else
- * $BEARMAIL_CONFIG, else $XDG_CONFIG_HOME/bearmail/config (or
- * ~/.config/bearmail/config), else SYSCONFDIR/bearmail.conf.
+ * $BEARMAIL_CONFIG (both returned as given), else the first that exists of
+ * $XDG_CONFIG_HOME/bearmail/config (when that variable is absolute) and
+ * ~/.config/bearmail/config, else SYSCONFDIR/bearmail.conf.
  * Returns a newly allocated path (which may not exist).
  */
 char *conf_find_path(const char *explicit_path);
 
 /*
- * Load and validate the file (ownership and mode checked first: refused
- * when readable or writable by others, or by the group unless it is the
- * system file).  On error returns EX_CONFIG (or EX_NOINPUT when the file
- * does not exist) and e->msg names the file, the line and the fix.
+ * Load and validate the file (symbolic links followed; the owner and mode
+ * of the opened file checked first: it must belong to the caller or root,
+ * and is refused when readable or writable by others, writable by the
+ * group, or readable by the group unless it is SYSCONFDIR/bearmail.conf).
+ * Returns 0 and *out, or EX_CONFIG (also when the file does not exist)
+ * with *out NULL and e->msg naming the file, the line and the fix.
  */
 int conf_load(const char *path, struct config **out, struct bm_err *e);
-/* Parse from memory (for tests; no permission check). */
+/* Parse from memory (for tests; no permission check); name is used in
+ * messages and as c->path.  Returns 0 or EX_CONFIG, like conf_load. */
 int conf_parse(const char *text, const char *name, struct config **out,
     struct bm_err *e);
 void conf_free(struct config *c);
 
-/* The account called name, or NULL. */
+/* The account called name ("default": the default account unless one is
+ * called that), or NULL. */
 struct account *conf_account(struct config *c, const char *name);
 /* The default account (account default : X, else one named "default",
  * else the first). NULL if there are none. */
@@ -91,7 +96,21 @@ struct account *conf_default_account(struct config *c);
 struct account *conf_select(struct config *c, const char *addr);
 /* Whether addr matches one of the account's `from` patterns. */
 int account_may_send_as(const struct account *a, const char *addr);
-/* The account's own address: user when it is a mailbox, else from[0]. */
+/* The account's own address: from[0] when it has no wildcard, else user. */
 const char *account_address(const struct account *a);
+
+/* The machine's mail name: /etc/mailname's first line if present, else
+ * the FQDN (gethostname + getaddrinfo AI_CANONNAME), else "localhost".
+ * Cached; NEVER NULL. */
+const char *conf_mailname(void);
+/* The account's token URL: token_url if set, else
+ * authority "/" tenant "/oauth2/v2.0/token" (authority without trailing
+ * slash). xmalloc'd. Same for conf_device_url (".../devicecode") and
+ * conf_auth_url (".../authorize").  NULL when neither an explicit URL nor
+ * authority and tenant are known (a generic provider without device_url
+ * or auth_url). */
+char *conf_token_url(const struct account *a);
+char *conf_device_url(const struct account *a);
+char *conf_auth_url(const struct account *a);
 
 #endif

@@ -1,2 +1,424 @@
-/* store_file - placeholder until the module lands */
+/*
+ * store_file - token records as private JSON files.  Loading refuses what
+ * ssh would refuse (symlinks, foreign owners, group/other bits); saving
+ * goes through a temporary file, fsync and rename so that a crash leaves
+ * either the old record or the new one, never a torn refresh token.
+ */
 #include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "store_file.h"
+
+/* ----------------------------------------------------------------- path */
+
+static const char *
+home_dir(void)
+{
+	const char *h = getenv("HOME");
+	struct passwd *pw;
+
+	if (h != NULL && h[0] == '/')
+		return h;
+	pw = getpwuid(getuid());
+	return pw != NULL && pw->pw_dir != NULL ? pw->pw_dir : "/";
+}
+
+/* The account name as a file name: no '/', no leading dot. */
+static char *
+safe_name(const char *name)
+{
+	char *s = xstrdup(name && name[0] ? name : "default");
+	char *p;
+
+	for (p = s; *p; p++)
+		if (*p == '/' || (p == s && *p == '.'))
+			*p = '_';
+	return s;
+}
+
+char *
+store_file_path(const struct account *a)
+{
+	const char *ts = a->token_store, *state = getenv("XDG_STATE_HOME");
+	char *name, *path;
+
+	if (ts != NULL && strncmp(ts, "file:", 5) == 0 && ts[5] != '\0') {
+		if (strncmp(ts + 5, "~/", 2) == 0)
+			return xasprintf("%s/%s", home_dir(), ts + 7);
+		return xstrdup(ts + 5);
+	}
+	name = safe_name(a->name);
+	if (state != NULL && state[0] == '/')
+		path = xasprintf("%s/bearmail/tokens/%s.json", state, name);
+	else
+		path = xasprintf("%s/.local/state/bearmail/tokens/%s.json",
+		    home_dir(), name);
+	free(name);
+	return path;
+}
+
+/* mkdir -p the directory holding path, creating what is missing 0700. */
+static int
+make_parent(const char *path, struct bm_err *e)
+{
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/'), *p;
+	int ret = 0;
+
+	if (slash == NULL || slash == dir)
+		goto out;
+	*slash = '\0';
+	for (p = dir + 1; ret == 0; p++) {
+		char c = *p;
+
+		if (c != '/' && c != '\0')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+			ret = err_set(e, EX_CANTCREAT, "cannot create directory "
+			    "%s: %s", dir, strerror(errno));
+		*p = c;
+		if (c == '\0')
+			break;
+	}
+out:
+	free(dir);
+	return ret;
+}
+
+/* ----------------------------------------------------------------- load */
+
+static int
+check_file(int fd, const char *path, struct bm_err *e)
+{
+	struct stat st;
+	unsigned mode;
+
+	if (fstat(fd, &st) != 0)
+		return err_set(e, EX_IOERR, "cannot stat %s: %s", path,
+		    strerror(errno));
+	mode = (unsigned)st.st_mode & 07777;
+	if (!S_ISREG(st.st_mode))
+		return err_set(e, EX_CONFIG, "token file %s is not a regular "
+		    "file", path);
+	if (st.st_uid != geteuid())
+		return err_set(e, EX_CONFIG, "token file %s is owned by uid %lu, "
+		    "not by you: refusing it", path, (unsigned long)st.st_uid);
+	if (mode & 077)
+		return err_set(e, EX_CONFIG, "token file %s is %s by others "
+		    "(mode %04o): run chmod 600 %s", path, (mode & 044) ?
+		    "readable" : "writable", mode, path);
+	return 0;
+}
+
+static int
+open_checked(const char *path, int *fd, struct bm_err *e)
+{
+	if ((*fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY)) <
+	    0) {
+		if (errno == ENOENT)
+			return err_set(e, EX_NOINPUT, "no token file %s", path);
+		if (errno == ELOOP)
+			return err_set(e, EX_CONFIG, "token file %s is a symbolic "
+			    "link: refusing it", path);
+		return err_set(e, EX_IOERR, "cannot open %s: %s", path,
+		    strerror(errno));
+	}
+	return check_file(*fd, path, e);
+}
+
+static int
+read_fd(int fd, const char *path, struct buf *b, struct bm_err *e)
+{
+	char chunk[4096];
+	ssize_t n;
+	int ret = 0;
+
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = err_set(e, EX_IOERR, "cannot read %s: %s", path,
+			    strerror(errno));
+			break;
+		}
+		if (b->len + (size_t)n > STORE_FILE_MAX) {
+			ret = err_set(e, EX_CONFIG, "token file %s is larger "
+			    "than %d bytes", path, STORE_FILE_MAX);
+			break;
+		}
+		buf_add(b, chunk, (size_t)n);
+	}
+	wipe(chunk, sizeof(chunk));
+	return ret;
+}
+
+/* String member into *dst: 0 ok (absent or null: NULL), -1 wrong type. */
+static int
+get_str(struct json_object *o, const char *key, char **dst)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || v == NULL)
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return -1;
+	*dst = xstrdup(json_object_get_string(v));
+	if (strcmp(key, "access_token") == 0 ||
+	    strcmp(key, "refresh_token") == 0)
+		wipe((char *)json_object_get_string(v),
+		    (size_t)json_object_get_string_len(v));
+	return 0;
+}
+
+static int
+get_time(struct json_object *o, const char *key, long long *dst)
+{
+	struct json_object *v;
+	int64_t n;
+
+	if (!json_object_object_get_ex(o, key, &v) || v == NULL)
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+		return -1;
+	n = json_object_get_int64(v);
+	if (n < 0 || n > 253402300799LL)	/* year 9999 */
+		return -1;
+	*dst = n;
+	return 0;
+}
+
+static int
+rec_from_json(struct json_object *o, struct token_rec *t)
+{
+	int bad = 0;
+
+	bad |= get_str(o, "account", &t->account);
+	bad |= get_str(o, "user", &t->user);
+	bad |= get_str(o, "client_id", &t->client_id);
+	bad |= get_str(o, "tenant", &t->tenant);
+	bad |= get_str(o, "scope", &t->scope);
+	bad |= get_str(o, "access_token", &t->access_token);
+	bad |= get_str(o, "refresh_token", &t->refresh_token);
+	bad |= get_time(o, "expires_at", &t->expires_at);
+	bad |= get_time(o, "updated_at", &t->updated_at);
+	if (t->access_token == NULL && t->refresh_token == NULL)
+		bad = -1;
+	return bad ? -1 : 0;
+}
+
+static int
+parse_rec(const char *path, const struct buf *b, struct token_rec *t,
+    struct bm_err *e)
+{
+	struct json_tokener *tok = json_tokener_new_ex(8);
+	struct json_object *o = NULL;
+	int ret = 0;
+
+	if (tok == NULL)
+		return err_set(e, EX_OSERR, "out of memory");
+	if (b->len > 0)
+		o = json_tokener_parse_ex(tok, b->data, (int)b->len);
+	if (o == NULL || json_tokener_get_error(tok) != json_tokener_success ||
+	    b->data[json_tokener_get_parse_end(tok) + strspn(b->data +
+	    json_tokener_get_parse_end(tok), " \t\r\n")] != '\0' ||
+	    !json_object_is_type(o, json_type_object) ||
+	    rec_from_json(o, t) != 0)
+		ret = err_set(e, EX_CONFIG, "token file %s is not a token "
+		    "record: remove it and log in again", path);
+	json_object_put(o);
+	json_tokener_free(tok);
+	return ret;
+}
+
+int
+store_file_load(const char *path, struct token_rec *t, struct bm_err *e)
+{
+	struct buf b = BUF_INIT;
+	int fd = -1, ret;
+
+	token_rec_clear(t);
+	if ((ret = open_checked(path, &fd, e)) != 0 ||
+	    (ret = read_fd(fd, path, &b, e)) != 0 ||
+	    (ret = parse_rec(path, &b, t, e)) != 0)
+		token_rec_clear(t);
+	if (fd >= 0)
+		close(fd);
+	buf_free(&b, 1);
+	return ret;
+}
+
+/* ----------------------------------------------------------------- save */
+
+static void
+json_escaped(struct buf *b, const char *s)
+{
+	buf_addc(b, '"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			buf_addc(b, '\\');
+			buf_addc(b, (char)c);
+		} else if (c < 0x20 || c == 0x7f)
+			buf_addf(b, "\\u%04x", c);
+		else
+			buf_addc(b, (char)c);
+	}
+	buf_addc(b, '"');
+}
+
+static void
+json_member(struct buf *b, const char *key, const char *val)
+{
+	if (val == NULL)
+		return;
+	buf_addf(b, "  \"%s\": ", key);
+	json_escaped(b, val);
+	buf_adds(b, ",\n");
+}
+
+static void
+rec_to_json(const struct token_rec *t, struct buf *b)
+{
+	buf_adds(b, "{\n");
+	json_member(b, "account", t->account);
+	json_member(b, "user", t->user);
+	json_member(b, "client_id", t->client_id);
+	json_member(b, "tenant", t->tenant);
+	json_member(b, "scope", t->scope);
+	json_member(b, "access_token", t->access_token);
+	json_member(b, "refresh_token", t->refresh_token);
+	buf_addf(b, "  \"expires_at\": %lld,\n", t->expires_at);
+	buf_addf(b, "  \"updated_at\": %lld\n}\n", t->updated_at);
+}
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int
+sync_dir(const char *path)
+{
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+	int fd, rc = -1;
+
+	if (slash == dir)
+		slash[1] = '\0';
+	else if (slash != NULL)
+		*slash = '\0';
+	fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		rc = fsync(fd);
+		close(fd);
+	}
+	free(dir);
+	return rc;
+}
+
+int
+store_file_save(const char *path, const struct token_rec *t,
+    struct bm_err *e)
+{
+	char *tmp = xasprintf("%s.tmp.XXXXXX", path);
+	struct buf b = BUF_INIT;
+	int fd = -1, ret;
+
+	if ((ret = make_parent(path, e)) != 0)
+		goto out;
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
+		ret = err_set(e, EX_CANTCREAT, "cannot create %s: %s", tmp,
+		    strerror(errno));
+		goto out;
+	}
+	rec_to_json(t, &b);
+	if (fchmod(fd, 0600) != 0 || write_all(fd, b.data, b.len) != 0 ||
+	    fsync(fd) != 0) {
+		ret = err_set(e, EX_IOERR, "cannot write %s: %s", tmp,
+		    strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		ret = err_set(e, EX_IOERR, "cannot write %s: %s", tmp,
+		    strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0 || sync_dir(path) != 0) {
+		ret = err_set(e, EX_IOERR, "cannot replace %s: %s", path,
+		    strerror(errno));
+		unlink(tmp);
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	buf_free(&b, 1);
+	free(tmp);
+	return ret;
+}
+
+/* ----------------------------------------------------------------- lock */
+
+int
+store_file_lock(const char *path, int *fd, struct bm_err *e)
+{
+	char *lock = xasprintf("%s.lock", path);
+	int ret = 0;
+
+	*fd = -1;
+	if ((ret = make_parent(lock, e)) != 0)
+		goto out;
+	*fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
+	    0600);
+	if (*fd < 0) {
+		ret = err_set(e, EX_CANTCREAT, "cannot create %s: %s", lock,
+		    strerror(errno));
+		goto out;
+	}
+	while (flock(*fd, LOCK_EX) != 0) {
+		if (errno == EINTR)
+			continue;
+		ret = err_set(e, EX_IOERR, "cannot lock %s: %s", lock,
+		    strerror(errno));
+		close(*fd);
+		*fd = -1;
+		break;
+	}
+out:
+	free(lock);
+	return ret;
+}
+
+void
+store_file_unlock(int fd)
+{
+	if (fd < 0)
+		return;
+	flock(fd, LOCK_UN);
+	close(fd);
+}

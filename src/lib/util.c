@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -244,7 +245,7 @@ str_to_ll(const char *s, long long min, long long max, long long *out)
 	char *end;
 	long long v;
 
-	if (s == NULL || *s == '\0')
+	if (s == NULL || !(isdigit((unsigned char)*s) || *s == '-'))
 		return -1;
 	errno = 0;
 	v = strtoll(s, &end, 10);

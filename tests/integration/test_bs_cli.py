@@ -1,0 +1,106 @@
+"""`sendmail -bs` as Symfony Mailer and Laravel drive it, the option
+errors callers can hit, and the `bearmail token` helper."""
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "servers"))
+import harness  # noqa: E402
+from harness import Sandbox, run_tests, USER  # noqa: E402
+
+
+def dialogue(sb, lines):
+    """Feed an SMTP dialogue to sendmail -bs; return (rc, reply lines)."""
+    data = "".join(l + "\r\n" for l in lines).encode()
+    rc, out, err = sb.run_sendmail(["-bs"], data)
+    return rc, out.decode("utf-8", "replace").split("\r\n"), err
+
+
+def tests(t):
+    with Sandbox() as sb:
+        with open(sb.aliases, "w") as f:
+            f.write("root: admin@example.com\n")
+        sb.set_script({"rcpt": {"gone@example.com": "550 5.1.1 User unknown"}})
+        rc, out, err = dialogue(sb, [
+            "EHLO app.example", "MAIL FROM:<%s>" % USER,
+            "RCPT TO:<to@example.com>", "RCPT TO:<root>", "DATA",
+            "From: App <%s>" % USER, "To: to@example.com", "Subject: symfony",
+            "", "..leading dot", ".", "MAIL FROM:<%s>" % USER,
+            "RCPT TO:<nobody>", "RCPT TO:<gone@example.com>", "DATA",
+            "Subject: second", "", "x", ".", "QUIT"])
+        t.is_(rc, 0, "-bs: exit 0 after QUIT")
+        codes = [l[:3] for l in out if re.match(r"\d{3} ", l)]
+        t.is_(codes[:6], ["220", "250", "250", "250", "250", "354"],
+              "-bs: greeting, EHLO, MAIL, RCPT, RCPT (alias), DATA")
+        t.like(out[0], r"^220 .*ESMTP", "-bs: ESMTP greeting")
+        t.is_(codes[6], "250", "-bs: the first message accepted (%s)" %
+              [l for l in out if l.startswith("250 2")][-1:])
+        t.is_(codes[7], "250", "-bs: second MAIL")
+        t.ok(codes[8].startswith("5"), "-bs: RCPT to an unaliased local name "
+             "refused at once (%s)" % codes[8])
+        t.ok(codes[-1] == "221", "-bs: QUIT answered 221")
+        second = [l for l in out if l.startswith(("550", "554"))]
+        t.ok(any("gone@example.com" in l or "5.1.1" in l for l in second),
+             "-bs: the server's refusal is the answer to DATA (%s)" % second)
+        msgs = sb.wait_messages(1)
+        t.ok(len(msgs) >= 1 and sorted(msgs[0]["rcpt_tos"]) ==
+             ["admin@example.com", "to@example.com"],
+             "-bs: the first message went to to@ and root's alias")
+        if msgs:
+            t.ok(b"\r\n.leading dot\r\n" in msgs[0]["bytes"],
+                 "-bs: dot-unstuffed once, stuffed again on the wire")
+
+        # option errors
+        rc, _, err = sb.run_sendmail(["-Z", "x@example.com"], b"")
+        t.is_(rc, 64, "unknown option: exit 64")
+        t.like(err.decode(), r"unknown option -Z", "unknown option: named")
+        rc, _, err = sb.run_sendmail(["-bp"], b"")
+        t.is_(rc, 69, "-bp: no queue yet, exit 69")
+        rc, _, err = sb.run(os.path.join(harness.BUILDDIR, "sendmail"), ["-q"])
+        t.is_(rc, 69, "-q: exit 69")
+        t.like(err.decode(), r"queue", "-q: says the queue is missing")
+
+        # a config others can read is refused
+        os.chmod(sb.cfg, 0o644)
+        rc, _, err = sb.run_sendmail(["x@example.com"], b"Subject: x\n\nx\n")
+        t.is_(rc, 78, "config mode 0644: exit 78")
+        t.like(err.decode(), r"chmod 600", "config mode 0644: says chmod 600")
+        os.chmod(sb.cfg, 0o600)
+
+        # the token helper
+        rc, out, err = sb.run_bearmail(["token"])
+        tok = out.decode().strip()
+        t.is_(rc, 0, "bearmail token: exit 0")
+        t.ok(tok.count(".") == 2 and tok == sb.token_store()["access_token"],
+             "bearmail token: prints the stored, valid access token")
+        rc, out, err = sb.run_bearmail(["token", "import", "work"],
+                                       b"not a token\x01")
+        t.ok(rc != 0, "bearmail token import: junk refused (%d)" % rc)
+        os.chmod(sb.token_file, 0o644)
+        rc, out, err = sb.run_bearmail(["token"])
+        t.is_(rc, 78, "token file mode 0644: refused")
+        t.like(err.decode(), r"chmod 600", "token file 0644: says chmod 600")
+        os.chmod(sb.token_file, 0o600)
+        st = os.stat(sb.token_file)
+        t.is_(oct(st.st_mode & 0o777), "0o600", "the token store is 0600")
+
+        # no secret anywhere in what the tests left behind
+        store = sb.token_store()
+        leaked = []
+        for root, _, files in os.walk(sb.dir):
+            for name in files:
+                path = os.path.join(root, name)
+                if path == sb.token_file or name.endswith((".pem", ".key")):
+                    continue
+                with open(path, "rb") as f:
+                    data = f.read()
+                for s in (store["access_token"], store["refresh_token"]):
+                    if s and s.encode() in data:
+                        leaked.append(name)
+        t.is_(sorted(set(leaked)) if leaked else [], [],
+              "no token in any log or record file")
+
+
+run_tests(tests)
