@@ -309,46 +309,72 @@ report(const struct delivery *d, const char *msg)
 		warnx_("%s", msg);
 }
 
-/* Log and report each recipient's outcome; the exit code is the first
- * refusal's, 0 when everyone accepted the message. */
+/* Whether the server refused this recipient at RCPT time (rather than
+ * the whole message, whose reply every remaining recipient carries). */
+static int
+rcpt_refused(const struct smtp_txn *t, const struct smtp_rcpt *rp)
+{
+	const struct smtp_reply *m = t->data.code ? &t->data : &t->mail;
+
+	if (rp->code < 400)
+		return 0;
+	return !(m->code == rp->code && strcmp(m->enh, rp->enh) == 0 &&
+	    m->text && rp->text && strcmp(m->text, rp->text) == 0);
+}
+
+static void
+add_addr(struct buf *b, const char *addr)
+{
+	buf_addf(b, "%s<%s>", b->len ? "," : "", addr);
+}
+
+/* Log and report each recipient's outcome: one line for those who got the
+ * message, one per recipient refused at RCPT time, one for the rest when
+ * the message as a whole failed.  The exit code is the message's failure,
+ * else the first refusal's, else 0; e holds the line the caller prints. */
 static int
 settle(struct delivery *d, struct smtp_txn *t, int rc, struct bm_err *e)
 {
-	struct buf sent = BUF_INIT;
-	int first = 0;
+	struct buf sent = BUF_INIT, failed = BUF_INIT;
+	int first = 0, all_refused = rc != 0 && t->accepted == 0 &&
+	    t->mail.code / 100 == 2;
 	size_t i;
 
 	for (i = 0; i < t->nrcpts; i++) {
 		struct smtp_rcpt *rp = &t->rcpts[i];
-		int code;
+		int code = rp->code ? exits_from_smtp(rp->code, rp->enh,
+		    rp->text) : rc;
+		char *what, *to;
 
-		if (rc == 0 && rp->code >= 200 && rp->code < 300) {
-			buf_addf(&sent, "%s<%s>", sent.len ? "," : "", rp->addr);
+		if (rc == 0 && rp->code / 100 == 2) {
+			add_addr(&sent, rp->addr);
 			continue;
 		}
-		code = rp->code ? exits_from_smtp(rp->code, rp->enh, rp->text) :
-		    rc;
-		if (rp->code >= 400) {
-			char *what = xasprintf("recipient %s refused (%d%s%s %s)",
-			    rp->addr, rp->code, rp->enh[0] ? " " : "", rp->enh,
-			    rp->text ? rp->text : "");
-			char *to = xasprintf("<%s>", rp->addr);
-
-			log_result(d, to, status_for(code), what);
-			/* the first refusal is the caller's to print, via e */
-			if (rc == 0 && first != 0)
-				report(d, what);
-			if (first == 0)
-				err_set(e, code, "%s", what);
-			free(what);
-			free(to);
+		if (!rcpt_refused(t, rp)) {
+			add_addr(&failed, rp->addr);
+			continue;
 		}
+		what = xasprintf("recipient %s refused (%d%s%s %s)", rp->addr,
+		    rp->code, rp->enh[0] ? " " : "", rp->enh,
+		    rp->text ? rp->text : "");
+		to = xasprintf("<%s>", rp->addr);
+		log_result(d, to, status_for(code), what);
+		/* the first refusal is the caller's to print, through e */
+		if (first == 0 && (rc == 0 || all_refused))
+			err_set(e, rc ? rc : code, "%s", what);
+		else
+			report(d, what);
 		if (first == 0)
 			first = code;
+		free(what);
+		free(to);
 	}
 	if (sent.len)
 		log_result(d, sent.data, "sent", t->data.text ? t->data.text : "");
+	if (failed.len)
+		log_result(d, failed.data, status_for(rc), e->msg);
 	buf_free(&sent, 0);
+	buf_free(&failed, 0);
 	return rc ? rc : first;
 }
 
@@ -396,14 +422,12 @@ send_message(struct delivery *d, struct bm_err *e)
 		rc = smtp_send(s, &t, e);
 	wipe_free(tok);
 	if (rc != 0 && !t.mail.code) {
-		char *to = NULL;
-		struct buf b = BUF_INIT;
+		struct buf to = BUF_INIT;
 
 		for (i = 0; i < d->rcpts.n; i++)
-			buf_addf(&b, "%s<%s>", i ? "," : "", d->rcpts.v[i].addr);
-		to = buf_steal(&b);
-		log_result(d, to, status_for(rc), e->msg);
-		free(to);
+			add_addr(&to, d->rcpts.v[i].addr);
+		log_result(d, to.data, status_for(rc), e->msg);
+		buf_free(&to, 0);
 	} else {
 		rc = settle(d, &t, rc, e);
 	}

@@ -1,14 +1,22 @@
 /*
  * test_smtp - the SMTP client's parsers and encoders: reply lines, EHLO
  * extensions, base64/base64url, the XOAUTH2 and OAUTHBEARER responses,
- * xtext, and dot-stuffing across chunk boundaries.
+ * xtext, dot-stuffing across chunk boundaries; and, against scripted
+ * servers on loopback, line reading, the discarding of bytes received
+ * before STARTTLS, and the exact bytes of whole sessions.
  */
 #include "config.h"
 
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "base64.h"
+#include "net.h"
 #include "smtp.h"
 #include "util.h"
 #include "tests/unit/tap.h"
@@ -357,6 +365,199 @@ test_dotstuff_boundary(void)
 	free(a);
 }
 
+/* ------------------------------------------------- loopback servers */
+
+static int
+listen_loopback(int *port)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    listen(fd, 1) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+		return -1;
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+static void
+test_net(void)
+{
+	struct buf line = BUF_INIT;
+	struct bm_err e = { 0, "" };
+	struct net *n = NULL;
+	int lfd, sfd, port, rc;
+	const char *inject = "220 go ahead\r\n250-evil\nmore";
+
+	if ((lfd = listen_loopback(&port)) < 0 ||
+	    net_connect(&n, "127.0.0.1", port, 5, &e) != 0 ||
+	    (sfd = accept(lfd, NULL, NULL)) < 0) {
+		ok(0, "loopback connection: %s", e.msg);
+		return;
+	}
+	write(sfd, inject, strlen(inject));
+	ok(net_readline(n, &line, 5, &e) == 0, "net_readline CRLF");
+	is_str(line.data, "220 go ahead", "CRLF stripped");
+	ok(net_readline(n, &line, 5, &e) == 0, "net_readline bare LF");
+	is_str(line.data, "250-evil", "bare LF stripped");
+	is_int((long long)net_buffered(n), 4, "the rest is buffered");
+	rc = net_readline(n, &line, 1, &e);
+	ok(rc == EX_TEMPFAIL && strstr(e.msg, "timed out") &&
+	    strstr(e.msg, "127.0.0.1:"), "a silent server times out: %s",
+	    e.msg);
+	close(sfd);
+	rc = net_starttls(n, "127.0.0.1", NULL, 5, &e);
+	is_int(rc, EX_TEMPFAIL, "TLS with a closed peer fails: %s", e.msg);
+	is_int((long long)net_buffered(n), 0,
+	    "STARTTLS discarded the plaintext bytes");
+	net_close(n);
+	close(lfd);
+	buf_free(&line, 0);
+	rc = net_connect(&n, "127.0.0.1", port, 5, &e);
+	ok(rc == EX_TEMPFAIL && strstr(e.msg, "refused"),
+	    "connection refused: %s", e.msg);
+}
+
+/*
+ * A scripted server: for each step read one line (or, for a NULL expect,
+ * the message data up to the final dot), then send the reply.  Everything
+ * read goes back to the parent through out_fd.
+ */
+struct step {
+	const char *reply;
+	int data;                  /* read message data instead of a line */
+};
+
+static void
+serve(int lfd, const char *greeting, const struct step *steps, int out_fd)
+{
+	struct buf got = BUF_INIT;
+	char c;
+	int fd = accept(lfd, NULL, NULL);
+	size_t start;
+
+	write(fd, greeting, strlen(greeting));
+	for (; steps->reply; steps++) {
+		start = got.len;
+		while (read(fd, &c, 1) == 1) {
+			buf_addc(&got, c);
+			if (c == '\n' && (!steps->data || (got.len - start >= 5 &&
+			    memcmp(got.data + got.len - 5, "\r\n.\r\n", 5) == 0)))
+				break;
+		}
+		write(fd, steps->reply, strlen(steps->reply));
+	}
+	while (read(fd, &c, 1) == 1)
+		buf_addc(&got, c);
+	write(out_fd, got.data, got.len);
+	_exit(0);
+}
+
+static const struct step pipelined[] = {
+	{ "250-srv\r\n250-PIPELINING\r\n250-DSN\r\n250-8BITMIME\r\n"
+	  "250 SIZE 1000\r\n", 0 },
+	{ "250 2.1.0 ok\r\n", 0 },
+	{ "250 2.1.5 ok\r\n", 0 },
+	{ "550 5.1.1 User unknown\r\n", 0 },
+	{ "354 go\r\n", 0 },
+	{ "250 2.0.0 queued\r\n", 1 },
+	{ "221 bye\r\n", 0 },
+	{ NULL, 0 },
+};
+
+static const char pipelined_wire[] =
+	"EHLO client.test\r\n"
+	"MAIL FROM:<a@x> SIZE=23 BODY=8BITMIME RET=HDRS ENVID=id+2B1\r\n"
+	"RCPT TO:<b@x> NOTIFY=FAILURE\r\n"
+	"RCPT TO:<c@x>\r\n"
+	"DATA\r\n"
+	"S: x\r\n\r\n..a\r\nb\r\n...\r\n.\r\n"
+	"QUIT\r\n";
+
+static void
+test_session(void)
+{
+	struct smtp_rcpt r[2] = { { "b@x", "FAILURE", 0, "", NULL },
+	    { "c@x", NULL, 0, "", NULL } };
+	struct smtp_txn t;
+	struct smtp_opts o;
+	struct bm_err e = { 0, "" };
+	struct smtp *s = NULL;
+	char wire[4096];
+	int lfd, port, p[2], bodyfd[2], rc;
+	ssize_t n;
+	pid_t pid;
+
+	memset(&t, 0, sizeof(t));
+	memset(&o, 0, sizeof(o));
+	if ((lfd = listen_loopback(&port)) < 0 || pipe(p) != 0 ||
+	    pipe(bodyfd) != 0) {
+		ok(0, "scripted server set up");
+		return;
+	}
+	if ((pid = fork()) == 0)
+		serve(lfd, "220 srv ESMTP\r\n", pipelined, p[1]);
+	close(p[1]);
+	o.host = "127.0.0.1";
+	o.port = port;
+	o.tls = TLS_OFF;
+	o.timeout = 5;
+	o.helo_name = "client.test";
+	rc = smtp_open(&s, &o, &e);
+	is_int(rc, 0, "open a plain session: %s", e.msg);
+	if (rc == 0) {
+		ok(smtp_has_ext(s, "pipelining"), "PIPELINING seen");
+		is_int(smtp_auth(s, AUTH_XOAUTH2, "u", "t", &e), EX_PROTOCOL,
+		    "no AUTH offered: refused");
+		ok(strstr(e.msg, "does not offer AUTH XOAUTH2") != NULL,
+		    "message: %s", e.msg);
+		/* body from a file descriptor: not seekable is fine for
+		 * pread? no: use a temporary file */
+		t.sender = "a@x";
+		t.rcpts = r;
+		t.nrcpts = 2;
+		t.eightbit = 1;
+		t.dsn_ret = "hdrs";
+		t.dsn_envid = "id+1";
+		t.head = "S: x\r\n\r\n";
+		t.head_len = 8;
+		t.body_fd = -1;
+		{
+			char tmpl[] = "/tmp/test_smtp.XXXXXX";
+			int fd = mkstemp(tmpl);
+
+			unlink(tmpl);
+			write(fd, "xx.a\r\nb\r\n..", 14);
+			t.body_fd = fd;
+			t.body_off = 2;
+			t.body_len = 11;
+			rc = smtp_send(s, &t, &e);
+			close(fd);
+		}
+		is_int(rc, 0, "pipelined send: %s", e.msg);
+		is_int((long long)t.accepted, 1, "one recipient accepted");
+		ok(r[0].code == 250 && strcmp(r[0].text, "queued") == 0 &&
+		    strcmp(r[0].enh, "2.0.0") == 0, "b@x got the data reply");
+		ok(r[1].code == 550 && strcmp(r[1].enh, "5.1.1") == 0,
+		    "c@x got its RCPT refusal");
+		smtp_txn_clear(&t);
+		smtp_close(s);
+	}
+	n = read(p[0], wire, sizeof(wire) - 1);
+	wire[n > 0 ? n : 0] = '\0';
+	is_str(wire, pipelined_wire, "the bytes on the wire");
+	close(p[0]);
+	close(bodyfd[0]);
+	close(bodyfd[1]);
+	close(lfd);
+	waitpid(pid, NULL, 0);
+}
+
 int
 main(void)
 {
@@ -367,5 +568,8 @@ main(void)
 	test_xtext();
 	test_dotstuff();
 	test_dotstuff_boundary();
+	signal(SIGPIPE, SIG_IGN);
+	test_net();
+	test_session();
 	return done_testing();
 }
