@@ -42,22 +42,6 @@ pick_account(struct config *c, const char *name, struct account **a)
 	return EX_CONFIG;
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* stdin, at most MAX_IMPORT bytes, into b (a secret). */
 static int
 read_stdin(struct buf *b)

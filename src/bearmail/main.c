@@ -8,11 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#ifdef HAVE_SYS_PRCTL_H
-#include <sys/prctl.h>
-#endif
 
 #include "commands.h"
 #include "conf.h"
@@ -49,18 +45,6 @@ usage(FILE *f, int code)
 	    "  -C, --config FILE       use this configuration file\n"
 	    "  --version               print the version\n", f);
 	return code;
-}
-
-static void
-hygiene(void)
-{
-	struct rlimit rl = { 0, 0 };
-
-#ifdef HAVE_SYS_PRCTL_H
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-#endif
-	setrlimit(RLIMIT_CORE, &rl);
-	umask(077);
 }
 
 /* Global options; returns the index of the command, or -1 (and *code). */
@@ -141,7 +125,7 @@ main(int argc, char **argv)
 	const char *config = NULL;
 	int code = 0, i;
 
-	hygiene();
+	util_harden();
 	util_set_progname("bearmail");
 	if ((i = parse_globals(argc, argv, &config, &code)) < 0)
 		return code;

@@ -46,25 +46,16 @@ open_spool(const char *dir, int *fd, struct bm_err *e)
 }
 
 static int
-write_all(int fd, const char *p, size_t n, const char *dir, struct bm_err *e)
+spool_write(int fd, const char *p, size_t n, const char *dir,
+    struct bm_err *e)
 {
-	ssize_t w;
-
-	while (n > 0) {
-		if ((w = write(fd, p, n)) < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == ENOSPC || errno == EDQUOT)
-				return err_set(e, EX_CANTCREAT, "cannot spool "
-				    "the message in %s: %s", dir,
-				    strerror(errno));
-			return err_set(e, EX_IOERR, "cannot write the spool "
-			    "file in %s: %s", dir, strerror(errno));
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	if (write_all(fd, p, n) == 0)
+		return 0;
+	if (errno == ENOSPC || errno == EDQUOT)
+		return err_set(e, EX_CANTCREAT, "cannot spool the message in "
+		    "%s: %s", dir, strerror(errno));
+	return err_set(e, EX_IOERR, "cannot write the spool file in %s: %s",
+	    dir, strerror(errno));
 }
 
 static int
@@ -87,7 +78,7 @@ spool_out(struct message *m, struct buf *out, const char *dir,
 
 	if (!m->eightbit)
 		m->eightbit = has_8bit(out->data, out->len);
-	r = write_all(m->fd, out->data, out->len, dir, e);
+	r = spool_write(m->fd, out->data, out->len, dir, e);
 	m->size += (long long)out->len;
 	buf_reset(out);
 	return r;

@@ -28,6 +28,10 @@
 #include "net.h"
 #include "util.h"
 
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0          /* then only the caller's SIG_IGN helps */
+#endif
+
 struct net {
 	int fd;
 	char *where;            /* "host:port" for messages */
@@ -127,6 +131,16 @@ out:
 }
 
 static int
+is_eai_addrfamily(int r)
+{
+#ifdef EAI_ADDRFAMILY
+	return r == EAI_ADDRFAMILY;
+#else
+	return 0;
+#endif
+}
+
+static int
 resolve(const char *host, int port, struct addrinfo **res, const char *where,
     struct bm_err *e)
 {
@@ -140,7 +154,7 @@ resolve(const char *host, int port, struct addrinfo **res, const char *where,
 	hints.ai_flags = AI_ADDRCONFIG;
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	r = getaddrinfo(host, portstr, &hints, res);
-	if (r == EAI_ADDRFAMILY || r == EAI_NONAME) {
+	if (r == EAI_NONAME || is_eai_addrfamily(r)) {
 		/* AI_ADDRCONFIG hides loopback-only setups: ask again without */
 		hints.ai_flags = 0;
 		r = getaddrinfo(host, portstr, &hints, res);

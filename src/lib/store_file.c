@@ -304,22 +304,6 @@ rec_to_json(const struct token_rec *t, struct buf *b)
 }
 
 static int
-write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int
 sync_dir(const char *path)
 {
 	char *dir = xstrdup(path), *slash = strrchr(dir, '/');

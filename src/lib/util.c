@@ -13,6 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#ifdef HAVE_SYS_PRCTL_H
+#include <sys/prctl.h>
+#endif
 #include <unistd.h>
 #ifdef HAVE_GETRANDOM
 #include <sys/random.h>
@@ -376,4 +381,38 @@ random_bytes(void *p, size_t n)
 		c += r;
 		n -= (size_t)r;
 	}
+}
+
+int
+write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		if (w == 0) {
+			errno = EIO;
+			return -1;
+		}
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+void
+util_harden(void)
+{
+	struct rlimit rl = { 0, 0 };
+
+#ifdef HAVE_SYS_PRCTL_H
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#endif
+	setrlimit(RLIMIT_CORE, &rl);
+	umask(077);
 }

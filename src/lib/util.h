@@ -85,6 +85,13 @@ int err_set(struct bm_err *e, int code, const char *fmt, ...) BM_PRINTF(3, 4);
 /* Read a whole small file (at most max bytes) into a NUL-terminated string. */
 int read_small_file(const char *path, size_t max, char **out, struct bm_err *e);
 
+/* Write all n bytes (retrying short writes and EINTR): 0, or -1 with errno. */
+int write_all(int fd, const void *p, size_t n);
+
+/* For processes that hold tokens: no core dumps, not ptrace-dumpable,
+ * umask 077. */
+void util_harden(void);
+
 /* Random bytes from the kernel; dies if the kernel cannot provide them. */
 void random_bytes(void *p, size_t n);
 

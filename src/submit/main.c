@@ -11,12 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
-#ifdef HAVE_SYS_PRCTL_H
-#include <sys/prctl.h>
-#endif
 #include <unistd.h>
 
 #include "conf.h"
@@ -53,18 +49,6 @@ static const struct option longopts[] = {
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
 	{ NULL, 0, NULL, 0 },
 };
-
-static void
-harden(void)
-{
-	struct rlimit rl = { 0, 0 };
-
-#ifdef HAVE_SYS_PRCTL_H
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-#endif
-	setrlimit(RLIMIT_CORE, &rl);
-	umask(077);
-}
 
 static enum mode
 parse_mode(const char *s)
@@ -165,7 +149,7 @@ main(int argc, char **argv)
 	struct config *c;
 	int rc;
 
-	harden();
+	util_harden();
 	util_set_progname("sendmail");
 	memset(&r, 0, sizeof(r));
 	r.received = now_seconds();

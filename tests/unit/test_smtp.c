@@ -424,9 +424,9 @@ test_net(void)
 }
 
 /*
- * A scripted server: for each step read one line (or, for a NULL expect,
- * the message data up to the final dot), then send the reply.  Everything
- * read goes back to the parent through out_fd.
+ * A scripted server: for each step read one line (or, with data set, the
+ * message data up to the final dot), then send the reply ("" closes the
+ * connection).  Everything read goes back to the parent through out_fd.
  */
 struct step {
 	const char *reply;
@@ -450,7 +450,10 @@ serve(int lfd, const char *greeting, const struct step *steps, int out_fd)
 			    memcmp(got.data + got.len - 5, "\r\n.\r\n", 5) == 0)))
 				break;
 		}
-		write(fd, steps->reply, strlen(steps->reply));
+		if (steps->reply[0] == '\0')
+			shutdown(fd, SHUT_WR);
+		else
+			write(fd, steps->reply, strlen(steps->reply));
 	}
 	while (read(fd, &c, 1) == 1)
 		buf_addc(&got, c);
@@ -458,104 +461,208 @@ serve(int lfd, const char *greeting, const struct step *steps, int out_fd)
 	_exit(0);
 }
 
-static const struct step pipelined[] = {
-	{ "250-srv\r\n250-PIPELINING\r\n250-DSN\r\n250-8BITMIME\r\n"
-	  "250 SIZE 1000\r\n", 0 },
-	{ "250 2.1.0 ok\r\n", 0 },
-	{ "250 2.1.5 ok\r\n", 0 },
-	{ "550 5.1.1 User unknown\r\n", 0 },
-	{ "354 go\r\n", 0 },
-	{ "250 2.0.0 queued\r\n", 1 },
-	{ "221 bye\r\n", 0 },
-	{ NULL, 0 },
-};
+/* An unlinked temporary file holding content. */
+static int
+body_file(const char *content)
+{
+	char tmpl[] = "/tmp/test_smtp.XXXXXX";
+	int fd = mkstemp(tmpl);
 
-static const char pipelined_wire[] =
-	"EHLO client.test\r\n"
-	"MAIL FROM:<a@x> SIZE=23 BODY=8BITMIME RET=HDRS ENVID=id+2B1\r\n"
-	"RCPT TO:<b@x> NOTIFY=FAILURE\r\n"
-	"RCPT TO:<c@x>\r\n"
-	"DATA\r\n"
-	"S: x\r\n\r\n..a\r\nb\r\n...\r\n.\r\n"
-	"QUIT\r\n";
+	unlink(tmpl);
+	if (write(fd, content, strlen(content)) != (ssize_t)strlen(content))
+		return -1;
+	return fd;
+}
+
+static struct smtp_rcpt rcpts[2];
+static struct smtp_txn txn;
+
+/* Open a plain (or STARTTLS-requiring) session to port, authenticate
+ * when token is set, send txn. */
+static int
+client(int port, enum tls_mode tls, const char *token, struct bm_err *e)
+{
+	struct smtp_opts o;
+	struct smtp *s;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	o.host = "127.0.0.1";
+	o.port = port;
+	o.tls = tls;
+	o.timeout = 5;
+	o.helo_name = "client.test";
+	if ((rc = smtp_open(&s, &o, e)) != 0)
+		return rc;
+	if (token == NULL || (rc = smtp_auth(s, AUTH_XOAUTH2, "u@x", token,
+	    e)) == 0)
+		rc = smtp_send(s, &txn, e);
+	smtp_close(s);
+	return rc;
+}
 
 static void
-test_session(void)
+txn_setup(const char *sender, const char *body, long long body_len)
 {
-	struct smtp_rcpt r[2] = { { "b@x", "FAILURE", 0, "", NULL },
-	    { "c@x", NULL, 0, "", NULL } };
-	struct smtp_txn t;
-	struct smtp_opts o;
+	memset(&txn, 0, sizeof(txn));
+	memset(rcpts, 0, sizeof(rcpts));
+	rcpts[0].addr = "b@x";
+	rcpts[0].notify = "FAILURE";
+	rcpts[1].addr = "c@x";
+	txn.sender = sender;
+	txn.rcpts = rcpts;
+	txn.nrcpts = 2;
+	txn.eightbit = 1;
+	txn.dsn_ret = "hdrs";
+	txn.dsn_envid = "id+1";
+	txn.head = "S: x\r\n\r\n";
+	txn.head_len = 8;
+	txn.body_fd = body_file(body);
+	txn.body_off = 2;
+	txn.body_len = body_len;
+}
+
+#define EHLO_PIPE "250-srv\r\n250-PIPELINING\r\n250-DSN\r\n250-8BITMIME\r\n" \
+	"250 SIZE 1000\r\n"
+#define BODY "xx.a\r\nb\r\n..\r\nyy"
+
+static const struct {
+	const char *name;
+	enum tls_mode tls;
+	const char *token, *sender;
+	long long body_len;
+	struct step steps[8];
+	int rc;
+	const char *wire, *msg;
+	int codes[2];              /* the recipients' results */
+	size_t accepted;
+} sessions[] = {
+	{ "pipelined, one recipient refused", TLS_OFF, NULL, "a@x", 11,
+	  { { EHLO_PIPE, 0 }, { "250 2.1.0 ok\r\n", 0 },
+	    { "250 2.1.5 ok\r\n", 0 }, { "550 5.1.1 User unknown\r\n", 0 },
+	    { "354 go\r\n", 0 }, { "250 2.0.0 queued\r\n", 1 },
+	    { "221 bye\r\n", 0 }, { NULL, 0 } }, 0,
+	  "EHLO client.test\r\n"
+	  "MAIL FROM:<a@x> SIZE=19 BODY=8BITMIME RET=HDRS ENVID=id+2B1\r\n"
+	  "RCPT TO:<b@x> NOTIFY=FAILURE\r\nRCPT TO:<c@x>\r\nDATA\r\n"
+	  "S: x\r\n\r\n..a\r\nb\r\n...\r\n.\r\nQUIT\r\n", "", { 250, 550 }, 1 },
+	{ "pipelined, nobody accepted: RSET", TLS_OFF, NULL, "", 11,
+	  { { EHLO_PIPE, 0 }, { "250 ok\r\n", 0 }, { "550 5.1.1 no\r\n", 0 },
+	    { "450 4.2.1 later\r\n", 0 }, { "554 5.5.1 no recipients\r\n", 0 },
+	    { "250 reset\r\n", 0 }, { "221 bye\r\n", 0 }, { NULL, 0 } },
+	  EX_TEMPFAIL,
+	  "EHLO client.test\r\n"
+	  "MAIL FROM:<> SIZE=19 BODY=8BITMIME RET=HDRS ENVID=id+2B1\r\n"
+	  "RCPT TO:<b@x> NOTIFY=FAILURE\r\nRCPT TO:<c@x>\r\nDATA\r\n"
+	  "RSET\r\nQUIT\r\n",
+	  "all 2 recipients refused, first c@x (450 4.2.1 later)",
+	  { 550, 450 }, 0 },
+	{ "one at a time, nobody accepted: no DATA", TLS_OFF, NULL, "a@x", 11,
+	  { { "250-srv\r\n250 SIZE\r\n", 0 }, { "250 ok\r\n", 0 },
+	    { "550 5.1.1 no\r\n", 0 }, { "550 5.1.1 no\r\n", 0 },
+	    { "250 reset\r\n", 0 }, { "221 bye\r\n", 0 }, { NULL, 0 } },
+	  EX_NOUSER,
+	  "EHLO client.test\r\nMAIL FROM:<a@x> SIZE=19\r\n"
+	  "RCPT TO:<b@x>\r\nRCPT TO:<c@x>\r\nRSET\r\nQUIT\r\n",
+	  "all 2 recipients refused, first b@x (550 5.1.1 no)", { 550, 550 },
+	  0 },
+	{ "sender refused", TLS_OFF, NULL, "a@x", 11,
+	  { { "250 srv\r\n", 0 },
+	    { "550 5.7.60 Client does not have permissions to send as this "
+	      "sender\r\n", 0 }, { "250 reset\r\n", 0 }, { "221 bye\r\n", 0 },
+	    { NULL, 0 } }, EX_NOPERM,
+	  "EHLO client.test\r\nMAIL FROM:<a@x>\r\nRSET\r\nQUIT\r\n",
+	  "sender <a@x> refused (550 5.7.60", { 550, 550 }, 0 },
+	{ "message refused after the dot", TLS_OFF, NULL, "a@x", 11,
+	  { { "250 srv\r\n", 0 }, { "250 ok\r\n", 0 }, { "250 ok\r\n", 0 },
+	    { "250 ok\r\n", 0 }, { "354 go\r\n", 0 },
+	    { "554 5.6.0 Corrupt message\r\n", 1 }, { "221 bye\r\n", 0 },
+	    { NULL, 0 } }, EX_DATAERR,
+	  "EHLO client.test\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\n"
+	  "RCPT TO:<c@x>\r\nDATA\r\nS: x\r\n\r\n..a\r\nb\r\n...\r\n.\r\n"
+	  "QUIT\r\n", "message refused (554 5.6.0 Corrupt message)",
+	  { 554, 554 }, 2 },
+	{ "connection lost after the dot", TLS_OFF, NULL, "a@x", 11,
+	  { { "250 srv\r\n", 0 }, { "250 ok\r\n", 0 }, { "250 ok\r\n", 0 },
+	    { "250 ok\r\n", 0 }, { "354 go\r\n", 0 }, { "", 1 },
+	    { NULL, 0 } }, EX_TEMPFAIL,
+	  "EHLO client.test\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\n"
+	  "RCPT TO:<c@x>\r\nDATA\r\nS: x\r\n\r\n..a\r\nb\r\n...\r\n.\r\n",
+	  "connection closed by server", { 0, 0 }, 2 },
+	{ "STARTTLS required, not offered: nothing sent", TLS_STARTTLS,
+	  "t", "a@x", 11,
+	  { { "250-srv\r\n250 AUTH XOAUTH2\r\n", 0 }, { "221 bye\r\n", 0 },
+	    { NULL, 0 } }, EX_TEMPFAIL, "EHLO client.test\r\nQUIT\r\n",
+	  "server does not offer STARTTLS", { 0, 0 }, 0 },
+	{ "AUTH error challenge answered, 535", TLS_OFF, "t", "a@x", 11,
+	  { { "250-srv\r\n250 AUTH PLAIN XOAUTH2\r\n", 0 },
+	    { "334 eyJzdGF0dXMiOiI0MDEifQ==\r\n", 0 },
+	    { "535 5.7.3 Authentication unsuccessful\r\n", 0 },
+	    { "221 bye\r\n", 0 }, { NULL, 0 } }, EX_NOPERM,
+	  "EHLO client.test\r\nAUTH XOAUTH2 dXNlcj11QHgBYXV0aD1CZWFyZXIgdAEB"
+	  "\r\n\r\nQUIT\r\n",
+	  "authentication failed (535 5.7.3 Authentication unsuccessful)",
+	  { 0, 0 }, 0 },
+	{ "too big for SIZE: nothing sent", TLS_OFF, NULL, "a@x", 11,
+	  { { "250-srv\r\n250 SIZE 10\r\n", 0 }, { "221 bye\r\n", 0 },
+	    { NULL, 0 } }, EX_DATAERR, "EHLO client.test\r\nQUIT\r\n",
+	  "message is 19 bytes, the server accepts at most 10", { 0, 0 }, 0 },
+	{ "CR LF in the sender: nothing sent", TLS_OFF, NULL,
+	  "a@x>\r\nRCPT TO:<evil@x", 11,
+	  { { "250 srv\r\n", 0 }, { "221 bye\r\n", 0 }, { NULL, 0 } },
+	  EX_USAGE, "EHLO client.test\r\nQUIT\r\n", "line break", { 0, 0 },
+	  0 },
+	{ "greeting 554", TLS_OFF, NULL, "a@x", 11,
+	  { { "221 bye\r\n", 0 }, { NULL, 0 } }, EX_UNAVAILABLE,
+	  "QUIT\r\n", "greeting refused (554 5.3.2 go away)", { 0, 0 }, 0 },
+};
+
+static void
+run_session(size_t i)
+{
 	struct bm_err e = { 0, "" };
-	struct smtp *s = NULL;
 	char wire[4096];
-	int lfd, port, p[2], bodyfd[2], rc;
+	int lfd, port, p[2], rc;
 	ssize_t n;
 	pid_t pid;
 
-	memset(&t, 0, sizeof(t));
-	memset(&o, 0, sizeof(o));
-	if ((lfd = listen_loopback(&port)) < 0 || pipe(p) != 0 ||
-	    pipe(bodyfd) != 0) {
+	if ((lfd = listen_loopback(&port)) < 0 || pipe(p) != 0) {
 		ok(0, "scripted server set up");
 		return;
 	}
 	if ((pid = fork()) == 0)
-		serve(lfd, "220 srv ESMTP\r\n", pipelined, p[1]);
+		serve(lfd, strstr(sessions[i].name, "greeting") ?
+		    "554 5.3.2 go away\r\n" : "220 srv ESMTP\r\n",
+		    sessions[i].steps, p[1]);
 	close(p[1]);
-	o.host = "127.0.0.1";
-	o.port = port;
-	o.tls = TLS_OFF;
-	o.timeout = 5;
-	o.helo_name = "client.test";
-	rc = smtp_open(&s, &o, &e);
-	is_int(rc, 0, "open a plain session: %s", e.msg);
-	if (rc == 0) {
-		ok(smtp_has_ext(s, "pipelining"), "PIPELINING seen");
-		is_int(smtp_auth(s, AUTH_XOAUTH2, "u", "t", &e), EX_PROTOCOL,
-		    "no AUTH offered: refused");
-		ok(strstr(e.msg, "does not offer AUTH XOAUTH2") != NULL,
-		    "message: %s", e.msg);
-		/* body from a file descriptor: not seekable is fine for
-		 * pread? no: use a temporary file */
-		t.sender = "a@x";
-		t.rcpts = r;
-		t.nrcpts = 2;
-		t.eightbit = 1;
-		t.dsn_ret = "hdrs";
-		t.dsn_envid = "id+1";
-		t.head = "S: x\r\n\r\n";
-		t.head_len = 8;
-		t.body_fd = -1;
-		{
-			char tmpl[] = "/tmp/test_smtp.XXXXXX";
-			int fd = mkstemp(tmpl);
-
-			unlink(tmpl);
-			write(fd, "xx.a\r\nb\r\n..", 14);
-			t.body_fd = fd;
-			t.body_off = 2;
-			t.body_len = 11;
-			rc = smtp_send(s, &t, &e);
-			close(fd);
-		}
-		is_int(rc, 0, "pipelined send: %s", e.msg);
-		is_int((long long)t.accepted, 1, "one recipient accepted");
-		ok(r[0].code == 250 && strcmp(r[0].text, "queued") == 0 &&
-		    strcmp(r[0].enh, "2.0.0") == 0, "b@x got the data reply");
-		ok(r[1].code == 550 && strcmp(r[1].enh, "5.1.1") == 0,
-		    "c@x got its RCPT refusal");
-		smtp_txn_clear(&t);
-		smtp_close(s);
-	}
+	txn_setup(sessions[i].sender, BODY, sessions[i].body_len);
+	rc = client(port, sessions[i].tls, sessions[i].token, &e);
+	close(txn.body_fd);
+	is_int(rc, sessions[i].rc, "%s: rc (%s)", sessions[i].name, e.msg);
+	ok(strstr(rc ? e.msg : "", sessions[i].msg) != NULL,
+	    "%s: message", sessions[i].name);
+	ok(rcpts[0].code == sessions[i].codes[0] &&
+	    rcpts[1].code == sessions[i].codes[1] &&
+	    txn.accepted == sessions[i].accepted,
+	    "%s: results %d %d, accepted %zu", sessions[i].name,
+	    rcpts[0].code, rcpts[1].code, txn.accepted);
+	smtp_txn_clear(&txn);
 	n = read(p[0], wire, sizeof(wire) - 1);
 	wire[n > 0 ? n : 0] = '\0';
-	is_str(wire, pipelined_wire, "the bytes on the wire");
+	is_str(wire, sessions[i].wire, "%s: bytes on the wire",
+	    sessions[i].name);
 	close(p[0]);
-	close(bodyfd[0]);
-	close(bodyfd[1]);
 	close(lfd);
 	waitpid(pid, NULL, 0);
+}
+
+static void
+test_sessions(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(sessions) / sizeof(sessions[0]); i++)
+		run_session(i);
 }
 
 int
@@ -570,6 +677,6 @@ main(void)
 	test_dotstuff_boundary();
 	signal(SIGPIPE, SIG_IGN);
 	test_net();
-	test_session();
+	test_sessions();
 	return done_testing();
 }
