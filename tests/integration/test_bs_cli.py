@@ -62,6 +62,30 @@ def tests(t):
         t.is_(rc, 69, "-q: exit 69")
         t.like(err.decode(), r"queue", "-q: says the queue is missing")
 
+        # mailq and newaliases are the same program, by name
+        for name in ("mailq", "newaliases"):
+            os.symlink(os.path.join(harness.BUILDDIR, "sendmail"),
+                       os.path.join(sb.dir, name))
+        rc, _, err = sb.run(os.path.join(sb.dir, "mailq"), [])
+        t.is_(rc, 69, "mailq: no queue yet, exit 69")
+        rc, _, err = sb.run(os.path.join(sb.dir, "newaliases"), [])
+        t.is_(rc, 0, "newaliases: the aliases file checks out")
+        with open(sb.aliases, "a") as f:
+            f.write("broken line without a colon\n")
+        rc, _, err = sb.run(os.path.join(sb.dir, "newaliases"), [])
+        t.is_(rc, 78, "newaliases: a syntax error is reported (78)")
+        t.like(err.decode(), r"aliases:\d+", "newaliases: names file and line")
+        with open(sb.aliases, "w") as f:
+            f.write("root: admin@example.com\n")
+
+        # the shim links no network or crypto library
+        ldd = subprocess.run(["ldd", os.path.join(harness.BUILDDIR,
+                                                  "sendmail")],
+                             capture_output=True, text=True).stdout
+        t.ok(not any(lib in ldd for lib in ("libssl", "libcrypto", "libcurl",
+                                            "libjson", "libsecret")),
+             "the sendmail shim links no network or crypto library")
+
         # a config others can read is refused
         os.chmod(sb.cfg, 0o644)
         rc, _, err = sb.run_sendmail(["x@example.com"], b"Subject: x\n\nx\n")
