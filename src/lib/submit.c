@@ -25,6 +25,7 @@
 #include "log.h"
 #include "message.h"
 #include "smtp.h"
+#include "state.h"
 #include "submit.h"
 #include "tokens.h"
 
@@ -431,6 +432,7 @@ send_message(struct delivery *d, struct bm_err *e)
 	} else {
 		rc = settle(d, &t, rc, e);
 	}
+	state_note_delivery(d->a->name, rc == 0, e->msg);
 	smtp_close(s);
 	smtp_txn_clear(&t);
 	free(t.rcpts);

@@ -1,0 +1,184 @@
+/*
+ * state - per-account status records (see state.h), JSON through json-c,
+ * written to a temporary file and renamed so a reader never sees half.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json.h>
+
+#include "state.h"
+#include "util.h"
+
+char *
+state_dir(void)
+{
+	const char *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+
+	if (x && *x == '/')
+		return xasprintf("%s/bearmail/status", x);
+	return xasprintf("%s/.local/state/bearmail/status",
+	    home && *home == '/' ? home : "/tmp");
+}
+
+static char *
+state_path(const char *account)
+{
+	char *dir = state_dir(), *p;
+
+	p = xasprintf("%s/%s.json", dir, account);
+	free(dir);
+	return p;
+}
+
+static long long
+get_ll(struct json_object *o, const char *k)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) ||
+	    !json_object_is_type(v, json_type_int))
+		return 0;
+	return (long long)json_object_get_int64(v);
+}
+
+int
+state_load(const char *account, struct acct_state *s)
+{
+	struct json_object *o, *v;
+	char *path = state_path(account), *text = NULL;
+
+	memset(s, 0, sizeof(*s));
+	if (read_small_file(path, 65536, &text, NULL) != 0)
+		goto out;
+	if ((o = json_tokener_parse(text)) == NULL)
+		goto out;
+	if (json_object_is_type(o, json_type_object)) {
+		s->last_refresh = get_ll(o, "last_refresh");
+		s->last_delivery = get_ll(o, "last_delivery");
+		s->last_error_at = get_ll(o, "last_error_at");
+		s->login_needed = get_ll(o, "login_needed") != 0;
+		if (json_object_object_get_ex(o, "last_error", &v) &&
+		    json_object_is_type(v, json_type_string))
+			s->last_error = xstrdup(json_object_get_string(v));
+	}
+	json_object_put(o);
+out:
+	free(text);
+	free(path);
+	return 0;
+}
+
+void
+state_free(struct acct_state *s)
+{
+	free(s->last_error);
+	s->last_error = NULL;
+}
+
+static int
+mkdir_p(const char *dir)
+{
+	char *d = xstrdup(dir), *p;
+	int rc = 0;
+
+	for (p = d + 1; *p && rc == 0; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(d, 0700) != 0 && errno != EEXIST)
+			rc = -1;
+		*p = '/';
+	}
+	if (rc == 0 && mkdir(d, 0700) != 0 && errno != EEXIST)
+		rc = -1;
+	free(d);
+	return rc;
+}
+
+static void
+state_save(const char *account, const struct acct_state *s)
+{
+	struct json_object *o = json_object_new_object();
+	char *dir = state_dir(), *path = state_path(account), *tmp;
+	const char *text;
+	int fd;
+
+	json_object_object_add(o, "account", json_object_new_string(account));
+	json_object_object_add(o, "last_refresh",
+	    json_object_new_int64(s->last_refresh));
+	json_object_object_add(o, "last_delivery",
+	    json_object_new_int64(s->last_delivery));
+	json_object_object_add(o, "last_error_at",
+	    json_object_new_int64(s->last_error_at));
+	json_object_object_add(o, "last_error", s->last_error ?
+	    json_object_new_string(s->last_error) : NULL);
+	json_object_object_add(o, "login_needed",
+	    json_object_new_int(s->login_needed));
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
+	tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	if (mkdir_p(dir) == 0 && (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC | O_NOFOLLOW, 0600)) >= 0) {
+		int ok = write_all(fd, text, strlen(text)) == 0 &&
+		    write_all(fd, "\n", 1) == 0;
+
+		if (close(fd) != 0 || !ok || rename(tmp, path) != 0)
+			unlink(tmp);
+	}
+	json_object_put(o);
+	free(tmp);
+	free(path);
+	free(dir);
+}
+
+void
+state_note_refresh(const char *account)
+{
+	struct acct_state s;
+
+	state_load(account, &s);
+	s.last_refresh = (long long)time(NULL);
+	s.login_needed = 0;
+	state_save(account, &s);
+	state_free(&s);
+}
+
+void
+state_note_token_error(const char *account, const char *msg,
+    int login_needed)
+{
+	struct acct_state s;
+
+	state_load(account, &s);
+	free(s.last_error);
+	s.last_error = xstrdup(msg);
+	s.last_error_at = (long long)time(NULL);
+	s.login_needed = login_needed;
+	state_save(account, &s);
+	state_free(&s);
+}
+
+void
+state_note_delivery(const char *account, int ok, const char *msg)
+{
+	struct acct_state s;
+
+	state_load(account, &s);
+	if (ok) {
+		s.last_delivery = (long long)time(NULL);
+	} else {
+		free(s.last_error);
+		s.last_error = xstrdup(msg);
+		s.last_error_at = (long long)time(NULL);
+	}
+	state_save(account, &s);
+	state_free(&s);
+}
