@@ -665,6 +665,68 @@ test_sessions(void)
 		run_session(i);
 }
 
+/* Two messages on one connection, RSET between them (what a queue run
+ * does): both delivered, the second transaction clean. */
+static void
+test_two_messages(void)
+{
+	static const struct step steps[] = {
+		{ EHLO_PIPE, 0 }, { "250 ok\r\n", 0 }, { "250 ok\r\n", 0 },
+		{ "250 ok\r\n", 0 }, { "354 go\r\n", 0 },
+		{ "250 2.0.0 first\r\n", 1 }, { "250 reset\r\n", 0 },
+		{ "250 ok\r\n", 0 }, { "250 ok\r\n", 0 },
+		{ "550 5.1.1 gone\r\n", 0 }, { "354 go\r\n", 0 },
+		{ "250 2.0.0 second\r\n", 1 }, { "221 bye\r\n", 0 },
+		{ NULL, 0 } };
+	struct bm_err e = { 0, "" };
+	struct smtp_opts o;
+	struct smtp *s = NULL;
+	char wire[4096];
+	int lfd, port, p[2], rc1 = -1, rc2 = -1, rs = -1;
+	ssize_t n;
+	pid_t pid;
+
+	if ((lfd = listen_loopback(&port)) < 0 || pipe(p) != 0) {
+		ok(0, "scripted server set up");
+		return;
+	}
+	if ((pid = fork()) == 0)
+		serve(lfd, "220 srv ESMTP\r\n", steps, p[1]);
+	close(p[1]);
+	memset(&o, 0, sizeof(o));
+	o.host = "127.0.0.1";
+	o.port = port;
+	o.tls = TLS_OFF;
+	o.timeout = 5;
+	o.helo_name = "client.test";
+	if (smtp_open(&s, &o, &e) == 0) {
+		txn_setup("a@x", BODY, 11);
+		rc1 = smtp_send(s, &txn, &e);
+		close(txn.body_fd);
+		smtp_txn_clear(&txn);
+		rs = smtp_rset(s, &e);
+		txn_setup("a@x", BODY, 11);
+		rc2 = smtp_send(s, &txn, &e);
+		close(txn.body_fd);
+	}
+	smtp_close(s);
+	is_int(rc1, 0, "two messages: the first delivered");
+	is_int(rs, 0, "two messages: RSET between them");
+	is_int(rc2, 0, "two messages: the second delivered (%s)", e.msg);
+	ok(rcpts[0].code == 250 && rcpts[1].code == 550 && txn.accepted == 1,
+	    "two messages: the second's own per-recipient results");
+	is_str(txn.data.text, "second", "two messages: the second's reply");
+	smtp_txn_clear(&txn);
+	n = read(p[0], wire, sizeof(wire) - 1);
+	wire[n > 0 ? n : 0] = '\0';
+	ok(strstr(wire, "\r\n.\r\nRSET\r\nMAIL FROM:<a@x>") != NULL &&
+	    strstr(wire, "\r\n.\r\nQUIT\r\n") != NULL,
+	    "two messages: RSET then a fresh MAIL on the same connection");
+	close(p[0]);
+	close(lfd);
+	waitpid(pid, NULL, 0);
+}
+
 int
 main(void)
 {
@@ -678,5 +740,6 @@ main(void)
 	signal(SIGPIPE, SIG_IGN);
 	test_net();
 	test_sessions();
+	test_two_messages();
 	return done_testing();
 }
