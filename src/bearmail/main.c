@@ -14,11 +14,18 @@
 #include "conf.h"
 #include "util.h"
 
+#define NELEM(x) (sizeof(x) / sizeof((x)[0]))
+
 static const struct command {
 	const char *name;
 	int (*run)(int argc, char **argv, struct config *c);
+	const char *usage;    /* "ARGS  what it does", one line per entry */
 } commands[] = {
-	{ "token", cmd_token },
+	{ "token", cmd_token, "[ACCOUNT]         print a valid access token "
+	    "(refreshing it)" },
+	{ "token", cmd_token, "import [ACCOUNT]  store a token endpoint answer "
+	    "(JSON) or a refresh token\n                          read on "
+	    "stdin" },
 };
 
 /* Commands of the design that later issues bring: refused honestly. */
@@ -26,20 +33,15 @@ static const char *const later[] = {
 	"login", "logout", "status", "doctor", "setup", "queue", "send-test",
 };
 
-#define NELEM(x) (sizeof(x) / sizeof((x)[0]))
-
 static int
 usage(FILE *f, int code)
 {
-	fputs("usage: bearmail [--config FILE] COMMAND [ARGS]\n"
-	    "\n"
-	    "commands:\n"
-	    "  token [ACCOUNT]         print a valid access token "
-	    "(refreshing it)\n"
-	    "  token import [ACCOUNT]  store a token endpoint answer (JSON) "
-	    "or a refresh\n"
-	    "                          token read on stdin\n"
-	    "  help                    show this text\n"
+	size_t i;
+
+	fputs("usage: bearmail [--config FILE] COMMAND [ARGS]\n\ncommands:\n", f);
+	for (i = 0; i < NELEM(commands); i++)
+		fprintf(f, "  %s %s\n", commands[i].name, commands[i].usage);
+	fputs("  help                    show this text\n"
 	    "\n"
 	    "options:\n"
 	    "  -C, --config FILE       use this configuration file\n"
