@@ -26,11 +26,29 @@ static const struct command {
 	{ "token", cmd_token, "import [ACCOUNT]  store a token endpoint answer "
 	    "(JSON) or a refresh token\n                          read on "
 	    "stdin" },
+	{ "logout", cmd_logout, "[ACCOUNT]        forget the account's tokens" },
+	{ "login", cmd_login, "[ACCOUNT] [--device | --browser] [--timeout "
+	    "SECONDS]\n                          sign in and store the first "
+	    "token" },
+	{ "status", cmd_status, "[ACCOUNT] [--check]\n                          "
+	    "each account's token, last refresh, queue and last error" },
+	{ "doctor", cmd_doctor, "[ACCOUNT]        check configuration, "
+	    "server, TLS, token and AUTH" },
+	{ "setup", cmd_setup, "[--force] [--no-login] [--authority URL] "
+	    "[--ca-file FILE]\n                          write a configuration "
+	    "(asks a few questions)" },
+	{ "queue", cmd_queue, "[list]             show the queue (mailq format)" },
+	{ "queue", cmd_queue, "flush [--account A] [--force] [-v]\n"
+	    "                          deliver what is due (quiet when nothing "
+	    "is)" },
+	{ "queue", cmd_queue, "drop|hold|release|retry ID...\n"
+	    "                          remove, hold, release or retry now a "
+	    "message" },
 };
 
 /* Commands of the design that later issues bring: refused honestly. */
 static const char *const later[] = {
-	"login", "logout", "status", "doctor", "setup", "queue", "send-test",
+	"send-test",
 };
 
 static int
@@ -91,7 +109,11 @@ run(const struct command *cmd, const char *config, int argc, char **argv)
 	char *path = conf_find_path(config);
 	int rc;
 
-	if ((rc = conf_load(path, &c, &e)) != 0)
+	if (cmd->run == cmd_setup) {	/* writes the file: none to load */
+		struct config none = { config ? path : NULL, NULL, NULL };
+
+		rc = cmd_setup(argc, argv, &none);
+	} else if ((rc = conf_load(path, &c, &e)) != 0)
 		warnx_("%s", e.msg);
 	else
 		rc = cmd->run(argc, argv, c);

@@ -42,7 +42,8 @@ _Static_assert(sizeof(enum tls_mode) == sizeof(int) &&
     sizeof(enum auth_mech) == sizeof(int) &&
     sizeof(enum oauth_flow) == sizeof(int) &&
     sizeof(enum from_policy) == sizeof(int) &&
-    sizeof(enum delivery_mode) == sizeof(int),
+    sizeof(enum delivery_mode) == sizeof(int) &&
+    sizeof(enum assertion_alg) == sizeof(int),
     "enum fields are stored through int pointers");
 
 /* Every key, in the order of the table below; the index is the bit in
@@ -54,6 +55,7 @@ enum key_id {
 	K_SCOPE, K_TOKEN_URL, K_DEVICE_URL, K_AUTH_URL, K_TOKEN_STORE,
 	K_QUEUE_DIR, K_ALIASES, K_DOMAIN, K_FROM_POLICY, K_DELIVERY,
 	K_MAX_CONNECTIONS, K_RATE, K_MAX_SIZE, K_QUEUE_LIFETIME, K_LOG,
+	K_CLIENT_ASSERTION_ALG,
 	K_COUNT
 };
 
@@ -125,6 +127,7 @@ static const char *const policy_names[] = { "rewrite", "keep", "reject",
 	NULL };
 static const char *const delivery_names[] = { "sync", "background", "queue",
 	NULL };
+static const char *const alg_names[] = { "ps256", "rs256", NULL };
 
 /* Keys that would hold a secret: refused with a pointer to the right place. */
 static const char *const secret_keys[] = { "client_secret", "password",
@@ -139,7 +142,7 @@ static const char *const msmtp_hints[][2] = {
 static parse_fn parse_provider, parse_host, parse_int, parse_enum,
     parse_path, parse_seconds, parse_word, parse_from, parse_ident,
     parse_url, parse_text, parse_token_store, parse_rate, parse_size,
-    parse_log;
+    parse_log, parse_secret_path;
 
 #define F(field) offsetof(struct account, field)
 
@@ -175,14 +178,17 @@ static const struct key keys[K_COUNT] = {
 	    0, 0, "client_id must be the application (client) ID of the "
 	    "app registration" },
 	[K_CLIENT_SECRET_FILE] = { "client_secret_file", S_STR,
-	    F(client_secret_file), parse_path, NULL, 0, 0,
-	    "client_secret_file must be an absolute path (or start with ~/)" },
+	    F(client_secret_file), parse_secret_path, NULL, 0, 0,
+	    "client_secret_file must be an absolute path (or start with ~/), "
+	    "or credential:NAME" },
 	[K_CLIENT_CERTIFICATE] = { "client_certificate", S_STR,
-	    F(client_certificate), parse_path, NULL, 0, 0,
-	    "client_certificate must be an absolute path (or start with ~/)" },
-	[K_CLIENT_KEY] = { "client_key", S_STR, F(client_key), parse_path,
-	    NULL, 0, 0,
-	    "client_key must be an absolute path (or start with ~/)" },
+	    F(client_certificate), parse_secret_path, NULL, 0, 0,
+	    "client_certificate must be an absolute path (or start with ~/), "
+	    "or credential:NAME" },
+	[K_CLIENT_KEY] = { "client_key", S_STR, F(client_key),
+	    parse_secret_path, NULL, 0, 0,
+	    "client_key must be an absolute path (or start with ~/), or "
+	    "credential:NAME" },
 	[K_AUTHORITY] = { "authority", S_STR, F(authority), parse_url, NULL,
 	    0, 0, "authority must be an https:// URL such as "
 	    MS_AUTHORITY " (http:// only to a loopback host)" },
@@ -225,6 +231,9 @@ static const struct key keys[K_COUNT] = {
 	    "or 12h" },
 	[K_LOG] = { "log", S_LOG, F(log), parse_log, NULL, 0, 0,
 	    "log must be syslog, stderr or an absolute file path" },
+	[K_CLIENT_ASSERTION_ALG] = { "client_assertion_alg", S_INT,
+	    F(client_assertion_alg), parse_enum, alg_names, 0, 0,
+	    "client_assertion_alg must be ps256 or rs256" },
 };
 
 #define BIT(id) ((uint64_t)1 << (id))
@@ -542,6 +551,21 @@ parse_path(struct account *a, const struct key *k, const char *v)
 		return -1;
 	free(*str_at(a, k));
 	*str_at(a, k) = p;
+	return 0;
+}
+
+/* A path, or credential:NAME (a systemd credential: $CREDENTIALS_DIRECTORY
+ * is only known when the service runs, so the name is kept as given). */
+static int
+parse_secret_path(struct account *a, const struct key *k, const char *v)
+{
+	const char *name = v + strlen("credential:");
+
+	if (strncmp(v, "credential:", strlen("credential:")) != 0)
+		return parse_path(a, k, v);
+	if (name[0] == '\0' || !all_of(name, "._-@+") || name[0] == '.')
+		return -1;
+	set_str(a, k, v);
 	return 0;
 }
 

@@ -14,6 +14,7 @@ enum oauth_flow { FLOW_DELEGATED, FLOW_CLIENT_CREDENTIALS };
 enum from_policy { FROM_REWRITE, FROM_KEEP, FROM_REJECT };
 enum delivery_mode { DELIVERY_SYNC, DELIVERY_BACKGROUND, DELIVERY_QUEUE };
 enum log_target { LOG_TO_SYSLOG, LOG_TO_STDERR, LOG_TO_FILE };
+enum assertion_alg { ASSERTION_PS256, ASSERTION_RS256 };
 
 struct account {
 	char *name;
@@ -51,6 +52,7 @@ struct account {
 	enum log_target log;
 	char *log_file;        /* when log == LOG_TO_FILE */
 	struct account *next;
+	enum assertion_alg client_assertion_alg; /* JWT client assertion */
 };
 
 struct config {

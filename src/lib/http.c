@@ -1,7 +1,8 @@
 /*
  * http - form POST over HTTPS with libcurl, for the OAuth2 token endpoint
- * (RFC 6749).  The request body holds secrets: it is built in a wiped
- * buffer, and CURLOPT_VERBOSE is never set (its trace would print them).
+ * (RFC 6749), and a JSON GET for OpenID discovery documents.  The request
+ * body holds secrets: it is built in a wiped buffer, and CURLOPT_VERBOSE
+ * is never set (its trace would print them).
  */
 #include "config.h"
 
@@ -120,13 +121,13 @@ http_fail(struct bm_err *e, CURLcode rc, const struct sink *s,
 	return code;
 }
 
-int
-http_post_form(const char *url, const char *const *pairs,
-    const char *ca_file, int timeout, long *status, struct buf *body,
-    struct bm_err *e)
+/* POST form (application/x-www-form-urlencoded) when it is non-NULL,
+ * else GET; both ask for JSON. */
+static int
+http_request(const char *url, const struct buf *form, const char *ca_file,
+    int timeout, long *status, struct buf *body, struct bm_err *e)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
-	struct buf form = BUF_INIT;
 	struct curl_slist *hdrs = NULL, *h;
 	struct sink s = { body, 0 };
 	CURL *c = NULL;
@@ -137,8 +138,8 @@ http_post_form(const char *url, const char *const *pairs,
 	if (strncasecmp(url, "https://", 8) != 0) {
 		char *shown = http_shown_url(url);
 
-		err_set(e, EX_CONFIG, "token endpoint %s is not an https URL",
-		    shown);
+		err_set(e, EX_CONFIG, "%s %s is not an https URL", form ?
+		    "token endpoint" : "URL", shown);
 		free(shown);
 		return EX_CONFIG;
 	}
@@ -153,10 +154,10 @@ http_post_form(const char *url, const char *const *pairs,
 		ret = err_set(e, EX_OSERR, "out of memory");
 		goto out;
 	}
-	if (http_form(c, pairs, &form) != 0 ||
-	    http_setup(c, url, ca_file, timeout, hdrs, &s, errbuf) != 0 ||
-	    curl_easy_setopt(c, CURLOPT_POSTFIELDS, form.data ? form.data : "") ||
-	    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)form.len)) {
+	if (http_setup(c, url, ca_file, timeout, hdrs, &s, errbuf) != 0 ||
+	    (form != NULL && (curl_easy_setopt(c, CURLOPT_POSTFIELDS,
+	    form->data ? form->data : "") ||
+	    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)form->len)))) {
 		ret = err_set(e, EX_SOFTWARE, "cannot set up the HTTPS request");
 		goto out;
 	}
@@ -167,9 +168,38 @@ http_post_form(const char *url, const char *const *pairs,
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
 	ret = 0;
 out:
-	buf_free(&form, 1);
 	curl_slist_free_all(hdrs);
 	if (c != NULL)
 		curl_easy_cleanup(c);
 	return ret;
+}
+
+int
+http_post_form(const char *url, const char *const *pairs,
+    const char *ca_file, int timeout, long *status, struct buf *body,
+    struct bm_err *e)
+{
+	struct buf form = BUF_INIT;
+	CURL *c;
+	int ret;
+
+	*status = 0;
+	if (http_init() != 0 || (c = curl_easy_init()) == NULL)
+		return err_set(e, EX_SOFTWARE, "cannot initialise libcurl");
+	ret = http_form(c, pairs, &form);
+	curl_easy_cleanup(c);
+	if (ret != 0)
+		ret = err_set(e, EX_SOFTWARE, "cannot set up the HTTPS request");
+	else
+		ret = http_request(url, &form, ca_file, timeout, status, body,
+		    e);
+	buf_free(&form, 1);
+	return ret;
+}
+
+int
+http_get(const char *url, const char *ca_file, int timeout, long *status,
+    struct buf *body, struct bm_err *e)
+{
+	return http_request(url, NULL, ca_file, timeout, status, body, e);
 }

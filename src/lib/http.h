@@ -29,4 +29,16 @@ int http_post_form(const char *url, const char *const *pairs,
     const char *ca_file, int timeout, long *status, struct buf *body,
     struct bm_err *e);
 
+/*
+ * GET url (Accept: application/json), with the same rules as
+ * http_post_form: https only, TLS verified against ca_file or the system
+ * store, no redirects, at most HTTP_MAX_BODY bytes into body (release it
+ * with buf_free(body, 0)).  For public documents such as the OpenID
+ * discovery document; never for secrets in the URL.  Returns 0 with
+ * *status set, EX_TEMPFAIL when the host cannot be reached, EX_CONFIG
+ * when the URL is not https.
+ */
+int http_get(const char *url, const char *ca_file, int timeout, long *status,
+    struct buf *body, struct bm_err *e);
+
 #endif

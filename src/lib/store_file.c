@@ -113,7 +113,9 @@ check_file(int fd, const char *path, struct bm_err *e)
 		    "file", path);
 	if (st.st_uid != geteuid())
 		return err_set(e, EX_CONFIG, "token file %s is owned by uid %lu, "
-		    "not by you: refusing it", path, (unsigned long)st.st_uid);
+		    "not by you (uid %lu): refusing it; remove it and log in "
+		    "again", path, (unsigned long)st.st_uid,
+		    (unsigned long)geteuid());
 	if (mode & 077)
 		return err_set(e, EX_CONFIG, "token file %s is %s by others "
 		    "(mode %04o): run chmod 600 %s", path, (mode & 044) ?
@@ -217,28 +219,46 @@ rec_from_json(struct json_object *o, struct token_rec *t)
 	return bad ? -1 : 0;
 }
 
+int
+store_file_decode(const char *text, size_t len, struct token_rec *t)
+{
+	struct json_tokener *tok = json_tokener_new_ex(8);
+	struct json_object *o = NULL;
+	size_t end;
+	int ret = -1;
+
+	token_rec_clear(t);
+	if (tok == NULL || len == 0 || len > STORE_FILE_MAX)
+		goto out;
+	o = json_tokener_parse_ex(tok, text, (int)len);
+	end = json_tokener_get_parse_end(tok);
+	while (end < len && strchr(" \t\r\n", text[end]) != NULL &&
+	    text[end] != '\0')
+		end++;
+	if (o == NULL || json_tokener_get_error(tok) != json_tokener_success ||
+	    end != len ||
+	    !json_object_is_type(o, json_type_object) ||
+	    rec_from_json(o, t) != 0)
+		goto out;
+	ret = 0;
+out:
+	if (ret != 0)
+		token_rec_clear(t);
+	json_object_put(o);
+	if (tok != NULL)
+		json_tokener_free(tok);
+	return ret;
+}
+
 static int
 parse_rec(const char *path, const struct buf *b, struct token_rec *t,
     struct bm_err *e)
 {
-	struct json_tokener *tok = json_tokener_new_ex(8);
-	struct json_object *o = NULL;
-	int ret = 0;
-
-	if (tok == NULL)
-		return err_set(e, EX_OSERR, "out of memory");
-	if (b->len > 0)
-		o = json_tokener_parse_ex(tok, b->data, (int)b->len);
-	if (o == NULL || json_tokener_get_error(tok) != json_tokener_success ||
-	    b->data[json_tokener_get_parse_end(tok) + strspn(b->data +
-	    json_tokener_get_parse_end(tok), " \t\r\n")] != '\0' ||
-	    !json_object_is_type(o, json_type_object) ||
-	    rec_from_json(o, t) != 0)
-		ret = err_set(e, EX_CONFIG, "token file %s is not a token "
+	if (b->data == NULL || strlen(b->data) != b->len ||
+	    store_file_decode(b->data, b->len, t) != 0)
+		return err_set(e, EX_CONFIG, "token file %s is not a token "
 		    "record: remove it and log in again", path);
-	json_object_put(o);
-	json_tokener_free(tok);
-	return ret;
+	return 0;
 }
 
 int
@@ -288,8 +308,8 @@ json_member(struct buf *b, const char *key, const char *val)
 	buf_adds(b, ",\n");
 }
 
-static void
-rec_to_json(const struct token_rec *t, struct buf *b)
+void
+store_file_encode(const struct token_rec *t, struct buf *b)
 {
 	buf_adds(b, "{\n");
 	json_member(b, "account", t->account);
@@ -337,7 +357,7 @@ store_file_save(const char *path, const struct token_rec *t,
 		    strerror(errno));
 		goto out;
 	}
-	rec_to_json(t, &b);
+	store_file_encode(t, &b);
 	if (fchmod(fd, 0600) != 0 || write_all(fd, b.data, b.len) != 0 ||
 	    fsync(fd) != 0) {
 		ret = err_set(e, EX_IOERR, "cannot write %s: %s", tmp,
@@ -369,21 +389,18 @@ out:
 /* ----------------------------------------------------------------- lock */
 
 int
-store_file_lock(const char *path, int *fd, struct bm_err *e)
+store_file_lock_at(const char *lock, int *fd, struct bm_err *e)
 {
-	char *lock = xasprintf("%s.lock", path);
-	int ret = 0;
+	int ret;
 
 	*fd = -1;
 	if ((ret = make_parent(lock, e)) != 0)
-		goto out;
+		return ret;
 	*fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
 	    0600);
-	if (*fd < 0) {
-		ret = err_set(e, EX_CANTCREAT, "cannot create %s: %s", lock,
+	if (*fd < 0)
+		return err_set(e, EX_CANTCREAT, "cannot create %s: %s", lock,
 		    strerror(errno));
-		goto out;
-	}
 	while (flock(*fd, LOCK_EX) != 0) {
 		if (errno == EINTR)
 			continue;
@@ -393,7 +410,15 @@ store_file_lock(const char *path, int *fd, struct bm_err *e)
 		*fd = -1;
 		break;
 	}
-out:
+	return ret;
+}
+
+int
+store_file_lock(const char *path, int *fd, struct bm_err *e)
+{
+	char *lock = xasprintf("%s.lock", path);
+	int ret = store_file_lock_at(lock, fd, e);
+
 	free(lock);
 	return ret;
 }
@@ -405,4 +430,23 @@ store_file_unlock(int fd)
 		return;
 	flock(fd, LOCK_UN);
 	close(fd);
+}
+
+/* --------------------------------------------------------------- delete */
+
+int
+store_file_delete(const char *path, int *found, struct bm_err *e)
+{
+	*found = 0;
+	if (unlink(path) != 0) {
+		if (errno == ENOENT)
+			return 0;
+		return err_set(e, EX_IOERR, "cannot remove %s: %s", path,
+		    strerror(errno));
+	}
+	*found = 1;
+	if (sync_dir(path) != 0)
+		return err_set(e, EX_IOERR, "cannot sync the directory of %s: "
+		    "%s", path, strerror(errno));
+	return 0;
 }

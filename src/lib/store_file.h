@@ -34,6 +34,18 @@ char *store_file_path(const struct account *a);
 int store_file_load(const char *path, struct token_rec *t, struct bm_err *e);
 
 /*
+ * The record as the JSON document every store keeps (appended to b, which
+ * then holds secrets: free it with buf_free(b, 1)).
+ */
+void store_file_encode(const struct token_rec *t, struct buf *b);
+/*
+ * Parse len bytes of such a document into t (cleared first).  Returns 0,
+ * or -1 (t left empty) for anything that is not one whole JSON object with
+ * an access or refresh token and well-typed members.
+ */
+int store_file_decode(const char *text, size_t len, struct token_rec *t);
+
+/*
  * Write t to path atomically: create the directory (0700) if needed, write
  * PATH.tmp.XXXXXX (0600), fsync, rename over path, fsync the directory.
  * Returns 0, EX_CANTCREAT (directory or file cannot be created) or
@@ -48,7 +60,15 @@ int store_file_save(const char *path, const struct token_rec *t,
  * store_file_unlock, or EX_CANTCREAT / EX_IOERR.
  */
 int store_file_lock(const char *path, int *fd, struct bm_err *e);
+/* The same with the lock file's own path. */
+int store_file_lock_at(const char *lock_path, int *fd, struct bm_err *e);
 /* Release a lock from store_file_lock (-1 is ignored). */
 void store_file_unlock(int fd);
+
+/*
+ * Remove the token file (and sync its directory).  *found says whether
+ * there was one.  Returns 0 (also when there was none), or EX_IOERR.
+ */
+int store_file_delete(const char *path, int *found, struct bm_err *e);
 
 #endif

@@ -21,13 +21,16 @@
 #include "address.h"
 #include "aliases.h"
 #include "bsmtp.h"
+#include "deliver.h"
+#include "dsn.h"
 #include "exits.h"
 #include "log.h"
 #include "message.h"
+#include "qrun.h"
+#include "queue.h"
 #include "smtp.h"
 #include "state.h"
 #include "submit.h"
-#include "tokens.h"
 
 struct delivery {
 	struct config *c;
@@ -38,6 +41,8 @@ struct delivery {
 	char *sender;             /* envelope sender ("" for <>) */
 	char *relay;
 	char *fullname;
+	struct queue *q;          /* opened when first needed */
+	int spawn_flush;          /* start a background queue run at the end */
 };
 
 static double
@@ -236,31 +241,6 @@ complete_message(struct delivery *d, struct bm_err *e)
 }
 
 static int
-is_bad_token_reply(const struct smtp_reply *r)
-{
-	return r && r->code == 535 && strcmp(r->enh, "5.7.3") == 0;
-}
-
-/* AUTH with the token; when the server refuses a token we believed valid
- * (535 5.7.3), fetch a fresh one and try once more. */
-static int
-authenticate(struct smtp *s, const struct account *a, char **tok,
-    struct bm_err *e)
-{
-	char *fresh = NULL;
-	int rc;
-
-	rc = smtp_auth(s, a->auth, a->user, *tok, e);
-	if (rc != 0 && is_bad_token_reply(smtp_last_reply(s))) {
-		if ((rc = tokens_refresh(a, *tok, &fresh, e)) == 0)
-			rc = smtp_auth(s, a->auth, a->user, fresh, e);
-		wipe_free(*tok);
-		*tok = fresh;
-	}
-	return rc;
-}
-
-static int
 needs_smtputf8(const struct delivery *d)
 {
 	const unsigned char *p;
@@ -295,14 +275,6 @@ log_result(struct delivery *d, const char *to, const char *status,
 	log_delivery(&le);
 }
 
-static const char *
-status_for(int code)
-{
-	if (code == 0)
-		return "sent";
-	return exits_is_temporary(code) ? "deferred" : "bounced";
-}
-
 static void
 report(const struct delivery *d, const char *msg)
 {
@@ -315,9 +287,9 @@ report(const struct delivery *d, const char *msg)
 static int
 rcpt_refused(const struct smtp_txn *t, const struct smtp_rcpt *rp)
 {
-	const struct smtp_reply *m = t->data.code ? &t->data : &t->mail;
+	const struct smtp_reply *m = &t->data;
 
-	if (rp->code < 400)
+	if (rp->code < 400 || t->mail.code / 100 != 2)
 		return 0;
 	return !(m->code == rp->code && strcmp(m->enh, rp->enh) == 0 &&
 	    m->text && rp->text && strcmp(m->text, rp->text) == 0);
@@ -329,114 +301,317 @@ add_addr(struct buf *b, const char *addr)
 	buf_addf(b, "%s<%s>", b->len ? "," : "", addr);
 }
 
-/* Log and report each recipient's outcome: one line for those who got the
- * message, one per recipient refused at RCPT time, one for the rest when
- * the message as a whole failed.  The exit code is the message's failure,
- * else the first refusal's, else 0; e holds the line the caller prints. */
+/* A failure that a later try (or a login, or an administrator) can fix:
+ * the message waits in the queue instead of being refused.  Before the
+ * transaction that is anything but a malformed or oversized message. */
 static int
-settle(struct delivery *d, struct smtp_txn *t, int rc, struct bm_err *e)
+worth_queueing(int code, int before_txn)
 {
-	struct buf sent = BUF_INIT, failed = BUF_INIT;
-	int first = 0, all_refused = rc != 0 && t->accepted == 0 &&
-	    t->mail.code / 100 == 2;
+	if (before_txn)
+		return code != EX_USAGE && code != EX_DATAERR && code != EX_NOUSER;
+	return exits_is_temporary(code);
+}
+
+static int
+open_queue(struct delivery *d, struct bm_err *e)
+{
+	char *dir;
+	int rc;
+
+	if (d->q != NULL)
+		return 0;
+	dir = queue_dir_for(d->a);
+	rc = queue_open(dir, &d->q, e);
+	free(dir);
+	return rc;
+}
+
+static void
+env_init(struct delivery *d, struct qenv *env)
+{
+	memset(env, 0, sizeof(*env));
+	env->account = xstrdup(d->a->name);
+	env->sender = xstrdup(d->sender);
+	env->msgid = msg_message_id(&d->m) ?
+	    xstrdup(msg_message_id(&d->m)) : NULL;
+	env->created = (long long)d->r->received;
+	env->dsn_ret = d->r->ret ? xstrdup(d->r->ret) : NULL;
+	env->dsn_envid = d->r->envid ? xstrdup(d->r->envid) : NULL;
+	env->eightbit = d->m.eightbit || d->r->body_8bit;
+	env->smtputf8 = needs_smtputf8(d);
+	env->error_mode_mail = d->r->error_mode == ERRMODE_MAIL;
+}
+
+/* Durably queue the message for env's recipients; logs "deferred". */
+static int
+enqueue(struct delivery *d, struct qenv *env, const char *why,
+    struct bm_err *e)
+{
+	struct buf to = BUF_INIT;
+	char *line;
+	size_t i;
+	int rc;
+
+	free(env->last_error);
+	env->last_error = xstrdup(why);
+	if ((rc = open_queue(d, e)) != 0 ||
+	    (rc = queue_enqueue(d->q, env, d->m.head, d->m.head_len, d->m.fd,
+	    d->m.body_off, d->m.body_len, e)) != 0) {
+		char *cause = xstrdup(e->msg);
+
+		err_set(e, rc, "the message could not be delivered (%s) nor "
+		    "queued: %s", why, cause);
+		free(cause);
+		return rc;
+	}
+	for (i = 0; i < env->nrcpts; i++)
+		add_addr(&to, env->rcpts[i].addr);
+	line = xasprintf("%s, queued as %s", why, env->id);
+	log_result(d, to.data, "deferred", line);
+	free(line);
+	buf_free(&to, 0);
+	return 0;
+}
+
+/* What happened to one transaction, recipient by recipient. */
+struct outcome {
+	struct buf sent;          /* addresses the server accepted */
+	struct qenv later;        /* to be queued */
+	char *later_why;
+	struct qenv failed;       /* refused for good (for the bounce) */
+	int fail_code;            /* the first permanent refusal's code */
+	char *fail_msg;
+};
+
+static void
+note_failure(struct delivery *d, struct outcome *o, struct smtp_rcpt *rp,
+    int code, const char *what)
+{
+	char *to = xasprintf("<%s>", rp->addr);
+	struct qrcpt *q;
+
+	log_result(d, to, "bounced", what);
+	qenv_add_rcpt(&o->failed, rp->addr, rp->notify);
+	q = &o->failed.rcpts[o->failed.nrcpts - 1];
+	q->state = QR_FAILED;
+	q->code = rp->code;
+	snprintf(q->enh, sizeof(q->enh), "%s", rp->enh);
+	q->reply = xstrdup(what);
+	if (o->fail_code == 0) {
+		o->fail_code = code;
+		o->fail_msg = xstrdup(what);
+	} else {
+		report(d, what);
+	}
+	free(to);
+}
+
+static void
+note_later(struct outcome *o, struct smtp_rcpt *rp, const char *why)
+{
+	qenv_add_rcpt(&o->later, rp->addr, rp->notify);
+	if (o->later_why == NULL)
+		o->later_why = xstrdup(why);
+}
+
+static void
+classify(struct delivery *d, struct smtp_txn *t, int rc, const char *why,
+    struct outcome *o)
+{
+	int before_txn = t->mail.code == 0;
 	size_t i;
 
 	for (i = 0; i < t->nrcpts; i++) {
 		struct smtp_rcpt *rp = &t->rcpts[i];
-		int code = rp->code ? exits_from_smtp(rp->code, rp->enh,
-		    rp->text) : rc;
-		char *what, *to;
+		char *what;
+		int code;
 
 		if (rc == 0 && rp->code / 100 == 2) {
-			add_addr(&sent, rp->addr);
+			add_addr(&o->sent, rp->addr);
 			continue;
 		}
 		if (!rcpt_refused(t, rp)) {
-			add_addr(&failed, rp->addr);
+			if (worth_queueing(rc, before_txn))
+				note_later(o, rp, why);
+			else
+				note_failure(d, o, rp, rc, why);
 			continue;
 		}
+		code = exits_from_smtp(rp->code, rp->enh, rp->text);
 		what = xasprintf("recipient %s refused (%d%s%s %s)", rp->addr,
 		    rp->code, rp->enh[0] ? " " : "", rp->enh,
 		    rp->text ? rp->text : "");
-		to = xasprintf("<%s>", rp->addr);
-		log_result(d, to, status_for(code), what);
-		/* the first refusal is the caller's to print, through e */
-		if (first == 0 && (rc == 0 || all_refused))
-			err_set(e, rc ? rc : code, "%s", what);
+		if (exits_is_temporary(code))
+			note_later(o, rp, what);
 		else
-			report(d, what);
-		if (first == 0)
-			first = code;
+			note_failure(d, o, rp, code, what);
 		free(what);
-		free(to);
 	}
-	if (sent.len)
-		log_result(d, sent.data, "sent", t->data.text ? t->data.text : "");
-	if (failed.len)
-		log_result(d, failed.data, status_for(rc), e->msg);
-	buf_free(&sent, 0);
-	buf_free(&failed, 0);
-	return rc ? rc : first;
 }
 
+static void
+outcome_free(struct outcome *o)
+{
+	buf_free(&o->sent, 0);
+	qenv_free(&o->later);
+	qenv_free(&o->failed);
+	free(o->later_why);
+	free(o->fail_msg);
+}
+
+/* Exchange's throttling replies: retry later than usual. */
+static int
+is_throttled(const char *why)
+{
+	return strstr(why, "4.3.2") || strstr(why, "SubmissionQuota") ||
+	    strstr(why, "Concurrent connections");
+}
+
+/* Bounce the permanent failures to the sender (-oem): 0 when it is queued. */
+static int
+bounce(struct delivery *d, struct outcome *o, struct bm_err *e)
+{
+	int rc;
+
+	if (*d->sender == '\0')
+		return o->fail_code;
+	if ((rc = open_queue(d, e)) != 0 ||
+	    (rc = dsn_enqueue_bounce(d->q, d->a, &o->failed, d->m.head,
+	    d->m.head_len, 0, e)) != 0)
+		return rc;
+	d->spawn_flush = 1;
+	return 0;
+}
+
+/*
+ * Settle a transaction: log what was sent, queue what a later try may
+ * deliver (exit 0 once it is durably queued), and report what was refused
+ * for good: its exit code, or with -oem a bounce to the sender.
+ */
+static int
+conclude(struct delivery *d, struct smtp_txn *t, int rc, struct bm_err *e)
+{
+	struct outcome o;
+	char *why = xstrdup(rc ? e->msg : "");
+	int ret = 0;
+
+	memset(&o, 0, sizeof(o));
+	env_init(d, &o.later);
+	env_init(d, &o.failed);
+	classify(d, t, rc, why, &o);
+	if (o.sent.len)
+		log_result(d, o.sent.data, "sent", t->data.text ?
+		    t->data.text : "");
+	if (o.later.nrcpts > 0) {
+		o.later.attempts = 1;
+		o.later.next_try = (long long)time(NULL) +
+		    queue_backoff(1, is_throttled(o.later_why));
+		if ((ret = enqueue(d, &o.later, o.later_why, e)) != 0)
+			goto out;
+		if (rc != EX_TEMPFAIL || d->r->verbose) {
+			char *line = xasprintf("%s (queued as %s)", o.later_why,
+			    o.later.id);
+
+			report(d, line);
+			free(line);
+		}
+	}
+	if (o.failed.nrcpts > 0) {
+		err_set(e, o.fail_code, "%s", o.fail_msg);
+		ret = d->r->error_mode == ERRMODE_MAIL ? bounce(d, &o, e) :
+		    o.fail_code;
+	}
+out:
+	outcome_free(&o);
+	free(why);
+	return ret;
+}
+
+static void
+txn_init(struct delivery *d, struct smtp_txn *t)
+{
+	size_t i;
+
+	memset(t, 0, sizeof(*t));
+	t->sender = d->sender;
+	t->nrcpts = d->rcpts.n;
+	t->rcpts = xcalloc(t->nrcpts, sizeof(*t->rcpts));
+	for (i = 0; i < t->nrcpts; i++) {
+		t->rcpts[i].addr = d->rcpts.v[i].addr;
+		t->rcpts[i].notify = d->r->notify;
+	}
+	t->eightbit = d->m.eightbit || d->r->body_8bit;
+	t->smtputf8 = needs_smtputf8(d);
+	t->dsn_ret = d->r->ret;
+	t->dsn_envid = d->r->envid;
+	t->head = d->m.head;
+	t->head_len = d->m.head_len;
+	t->body_fd = d->m.fd;
+	t->body_off = d->m.body_off;
+	t->body_len = d->m.body_len;
+}
+
+/* Deliver now, within the account's connection limit. */
 static int
 send_message(struct delivery *d, struct bm_err *e)
 {
-	struct smtp_opts o;
+	struct dsession *ds = NULL;
 	struct smtp_txn t;
-	struct smtp *s = NULL;
-	char *tok = NULL;
-	size_t i;
-	int rc;
+	struct bm_err qe = { 0, "" };
+	int rc, slot = -1;
 
-	memset(&o, 0, sizeof(o));
-	o.host = d->a->host;
-	o.port = d->a->port;
-	o.tls = d->a->tls;
-	o.ca_file = d->a->ca_file;
-	o.timeout = d->a->timeout;
-	o.helo_name = conf_mailname();
-	o.verbose = d->r->verbose ? stderr : NULL;
-
-	memset(&t, 0, sizeof(t));
-	t.sender = d->sender;
-	t.nrcpts = d->rcpts.n;
-	t.rcpts = xcalloc(t.nrcpts, sizeof(*t.rcpts));
-	for (i = 0; i < t.nrcpts; i++) {
-		t.rcpts[i].addr = d->rcpts.v[i].addr;
-		t.rcpts[i].notify = d->r->notify;
-	}
-	t.eightbit = d->m.eightbit || d->r->body_8bit;
-	t.smtputf8 = needs_smtputf8(d);
-	t.dsn_ret = d->r->ret;
-	t.dsn_envid = d->r->envid;
-	t.head = d->m.head;
-	t.head_len = d->m.head_len;
-	t.body_fd = d->m.fd;
-	t.body_off = d->m.body_off;
-	t.body_len = d->m.body_len;
-
-	/* the token first: no connection is opened when there is none */
-	if ((rc = tokens_get(d->a, &tok, e)) == 0 &&
-	    (rc = smtp_open(&s, &o, e)) == 0 &&
-	    (rc = authenticate(s, d->a, &tok, e)) == 0)
-		rc = smtp_send(s, &t, e);
-	wipe_free(tok);
-	if (rc != 0 && !t.mail.code) {
-		struct buf to = BUF_INIT;
-
-		for (i = 0; i < d->rcpts.n; i++)
-			add_addr(&to, d->rcpts.v[i].addr);
-		log_result(d, to.data, status_for(rc), e->msg);
-		buf_free(&to, 0);
-	} else {
-		rc = settle(d, &t, rc, e);
-	}
+	txn_init(d, &t);
+	if (open_queue(d, &qe) == 0 &&
+	    queue_slot_take(d->q, d->a, &slot, &qe) == 1)
+		rc = err_set(e, EX_TEMPFAIL, "all %d connections of account "
+		    "%s are busy (max_connections)", d->a->max_connections,
+		    d->a->name);
+	else if ((rc = deliver_open(d->a, d->r->verbose ? stderr : NULL, &ds,
+	    e)) == 0)
+		rc = deliver_send(ds, &t, e);
+	deliver_close(ds);
+	queue_slot_release(slot);
 	state_note_delivery(d->a->name, rc == 0, e->msg);
-	smtp_close(s);
+	rc = conclude(d, &t, rc, e);
 	smtp_txn_clear(&t);
 	free(t.rcpts);
 	return rc;
+}
+
+/* -odq and -odb: straight into the queue. */
+static int
+queue_only(struct delivery *d, struct bm_err *e)
+{
+	struct qenv env;
+	size_t i;
+	int rc;
+
+	env_init(d, &env);
+	for (i = 0; i < d->rcpts.n; i++)
+		qenv_add_rcpt(&env, d->rcpts.v[i].addr, d->r->notify);
+	rc = enqueue(d, &env, d->r->delivery == DELIVERY_QUEUE ?
+	    "queued by request (-odq)" : "background delivery (-odb)", e);
+	if (rc == 0 && d->r->delivery == DELIVERY_BACKGROUND)
+		d->spawn_flush = 1;
+	qenv_free(&env);
+	return rc;
+}
+
+/* After a successful delivery, anything due in the queue goes out too. */
+static int
+queue_has_due(struct delivery *d)
+{
+	struct qenv *v = NULL;
+	size_t n = 0, i;
+	long long now = (long long)time(NULL);
+	int due = 0;
+
+	if (open_queue(d, NULL) != 0 || queue_list(d->q, &v, &n, NULL) != 0)
+		return 0;
+	for (i = 0; i < n && !due; i++)
+		due = v[i].state != Q_HOLD && v[i].next_try <= now;
+	queue_list_free(v, n);
+	return due;
 }
 
 static void
@@ -447,6 +622,7 @@ delivery_free(struct delivery *d)
 	free(d->sender);
 	free(d->relay);
 	free(d->fullname);
+	queue_close(d->q);
 }
 
 static const char *
@@ -492,18 +668,12 @@ submit_message(struct config *c, const struct submit_req *r, int in_fd,
 	    (rc = gather_recipients(&d, e)) != 0 ||
 	    (rc = complete_message(&d, e)) != 0)
 		goto out;
-	if (r->delivery != DELIVERY_SYNC) {
-		rc = err_set(e, EX_UNAVAILABLE, "delivery mode %s needs the mail "
-		    "queue, which this version does not have yet: use -odi",
-		    r->delivery == DELIVERY_QUEUE ? "-odq" : "-odb");
-		goto out;
-	}
-	if ((rc = send_message(&d, e)) == EX_TEMPFAIL) {
-		size_t n = strlen(e->msg);
-
-		snprintf(e->msg + n, sizeof(e->msg) - n, "; not queued: this "
-		    "version has no mail queue, try again later");
-	}
+	if (r->delivery != DELIVERY_SYNC)
+		rc = queue_only(&d, e);
+	else if ((rc = send_message(&d, e)) == 0 && !d.spawn_flush)
+		d.spawn_flush = queue_has_due(&d);
+	if (d.spawn_flush)
+		qrun_spawn_flush(c->path, NULL);
 out:
 	delivery_free(&d);
 	return rc;

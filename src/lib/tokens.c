@@ -1,11 +1,10 @@
 /*
  * tokens - which access token to use, and when to refresh it (DESIGN.md
- * "Tokens").  A refresh is single-flight: under the store's lock the
- * record is read again, refreshed only if still needed, and the rotated
- * refresh token is saved before the access token is handed out.
- *
- * Only the file store exists for now: `token_store auto` and `keyring`
- * use it too, until the keyring store comes with the token-engine issue.
+ * "Tokens").  A refresh is single-flight across processes: under the
+ * store's lock the record is read again, refreshed only if still needed,
+ * and the rotated refresh token is saved before the access token is handed
+ * out.  Outcomes go to the account's state (state.h) for `bearmail status`.
+ * Only store.h is used to reach the stores.
  */
 #include "config.h"
 
@@ -14,7 +13,9 @@
 #include <time.h>
 
 #include "oauth.h"
-#include "store_file.h"
+#include "oauth_cc.h"
+#include "state.h"
+#include "store.h"
 #include "tokens.h"
 
 #define MAX_BARE_TOKEN 16384
@@ -22,8 +23,25 @@
 const char *
 tokens_store_name(const struct account *a)
 {
-	(void)a;
-	return "file";
+	struct store s;
+	const char *name;
+
+	store_open(a, &s);
+	name = store_name(&s);
+	store_close(&s);
+	return name;
+}
+
+char *
+tokens_store_where(const struct account *a)
+{
+	struct store s;
+	char *where;
+
+	store_open(a, &s);
+	where = xstrdup(store_where(&s));
+	store_close(&s);
+	return where;
 }
 
 static int
@@ -34,11 +52,21 @@ is_fresh(const struct token_rec *t, long long now)
 }
 
 static int
-load(const struct account *a, const char *path, struct token_rec *t,
+is_app_only(const struct account *a)
+{
+	return a->oauth_flow == FLOW_CLIENT_CREDENTIALS;
+}
+
+/* The stored record; "no token" says how to get one.  App-only accounts
+ * need no login: for them an empty store is an empty (stale) record. */
+static int
+load(const struct account *a, struct store *s, struct token_rec *t,
     struct bm_err *e)
 {
-	int rc = store_file_load(path, t, e);
+	int rc = store_load(s, t, e);
 
+	if (rc == EX_NOINPUT && is_app_only(a))
+		return 0;
 	if (rc == EX_NOINPUT)
 		return err_set(e, EX_CONFIG, "no token for account %s: run "
 		    "`bearmail login %s` (or `bearmail token import %s`)",
@@ -46,19 +74,31 @@ load(const struct account *a, const char *path, struct token_rec *t,
 	return rc;
 }
 
+/* A replacement for cur: the refresh grant, or for app-only tokens (which
+ * have no refresh token) a new client credentials grant. */
+static int
+renew(const struct account *a, const struct token_rec *cur,
+    struct token_rec *fresh, struct bm_err *e)
+{
+	if (is_app_only(a))
+		return oauth_client_credentials(a, fresh, e);
+	return oauth_refresh(a, cur, fresh, e);
+}
+
 /*
  * Under the lock: re-read; reuse the stored token when it is fresh (and,
- * when forced, is not the one the server refused); else refresh and save.
+ * when forced, is not the one the server refused); else renew, save the
+ * new record (with the rotated refresh token), and only then hand out the
+ * access token.
  */
 static int
-refresh_locked(const struct account *a, const char *path, int force,
+refresh_locked(const struct account *a, struct store *s, int force,
     const char *stale, char **token, struct bm_err *e)
 {
 	struct token_rec cur = { 0 }, fresh = { 0 };
-	int lock = -1, ret, reuse;
+	int ret, reuse;
 
-	if ((ret = store_file_lock(path, &lock, e)) != 0 ||
-	    (ret = load(a, path, &cur, e)) != 0)
+	if ((ret = store_lock(s, e)) != 0 || (ret = load(a, s, &cur, e)) != 0)
 		goto out;
 	reuse = is_fresh(&cur, (long long)time(NULL)) && (!force ||
 	    (stale != NULL && strcmp(cur.access_token, stale) != 0));
@@ -66,47 +106,85 @@ refresh_locked(const struct account *a, const char *path, int force,
 		*token = xstrdup(cur.access_token);
 		goto out;
 	}
-	if ((ret = oauth_refresh(a, &cur, &fresh, e)) != 0 ||
-	    (ret = store_file_save(path, &fresh, e)) != 0)
+	if ((ret = renew(a, &cur, &fresh, e)) != 0 ||
+	    (ret = store_save(s, &fresh, e)) != 0)
 		goto out;
+	state_note_refresh(a->name);
 	*token = xstrdup(fresh.access_token);
 out:
-	store_file_unlock(lock);
+	store_unlock(s);
 	token_rec_clear(&cur);
 	token_rec_clear(&fresh);
+	return ret;
+}
+
+/* Remember a failure for `bearmail status`: a login is needed when the
+ * message (EX_CONFIG) tells the user to log in. */
+static void
+note_failure(const struct account *a, int rc, const struct bm_err *e)
+{
+	char *hint = xasprintf("run `bearmail login %s`", a->name);
+
+	state_note_token_error(a->name, e->msg, rc == EX_CONFIG &&
+	    strstr(e->msg, hint) != NULL);
+	free(hint);
+}
+
+static int
+get_token(const struct account *a, int force, const char *stale,
+    char **token, struct bm_err *e)
+{
+	struct token_rec t = { 0 };
+	struct store s;
+	int ret = 0;
+
+	*token = NULL;
+	store_open(a, &s);
+	if (!force && (ret = load(a, &s, &t, e)) == 0 &&
+	    is_fresh(&t, (long long)time(NULL)))
+		*token = xstrdup(t.access_token);
+	else if (force || ret == 0)
+		ret = refresh_locked(a, &s, force, stale, token, e);
+	if (ret != 0)
+		note_failure(a, ret, e);
+	token_rec_clear(&t);
+	store_close(&s);
 	return ret;
 }
 
 int
 tokens_get(const struct account *a, char **token, struct bm_err *e)
 {
-	char *path = store_file_path(a);
-	struct token_rec t = { 0 };
-	int ret;
-
-	*token = NULL;
-	if ((ret = load(a, path, &t, e)) != 0)
-		goto out;
-	if (is_fresh(&t, (long long)time(NULL)))
-		*token = xstrdup(t.access_token);
-	else
-		ret = refresh_locked(a, path, 0, NULL, token, e);
-out:
-	token_rec_clear(&t);
-	free(path);
-	return ret;
+	return get_token(a, 0, NULL, token, e);
 }
 
 int
 tokens_refresh(const struct account *a, const char *stale, char **token,
     struct bm_err *e)
 {
-	char *path = store_file_path(a);
-	int ret;
+	return get_token(a, 1, stale, token, e);
+}
 
-	*token = NULL;
-	ret = refresh_locked(a, path, 1, stale, token, e);
-	free(path);
+/* ---------------------------------------------------------------- forget */
+
+int
+tokens_forget(const struct account *a, struct bm_err *e)
+{
+	struct store s;
+	int found = 0, ret;
+
+	store_open(a, &s);
+	if ((ret = store_lock(&s, e)) == 0 &&
+	    (ret = store_delete(&s, &found, e)) == 0) {
+		if (found)
+			err_set(e, 0, "removed the tokens of account %s from %s",
+			    a->name, store_where(&s));
+		else
+			ret = err_set(e, EX_NOINPUT, "account %s has no tokens "
+			    "in %s: nothing to forget", a->name,
+			    store_where(&s));
+	}
+	store_close(&s);
 	return ret;
 }
 
@@ -151,26 +229,33 @@ import_parse(const char *s, struct token_rec *t, struct bm_err *e)
 	return 0;
 }
 
+static void
+rec_identity(const struct account *a, struct token_rec *t)
+{
+	t->account = xstrdup(a->name);
+	t->user = a->user ? xstrdup(a->user) : NULL;
+	t->client_id = a->client_id ? xstrdup(a->client_id) : NULL;
+	t->tenant = a->tenant ? xstrdup(a->tenant) : NULL;
+	t->scope = a->scope ? xstrdup(a->scope) : NULL;
+}
+
 int
 tokens_import(const struct account *a, const char *input, struct bm_err *e)
 {
-	char *copy = xstrdup(input), *path = store_file_path(a);
+	char *copy = xstrdup(input);
 	struct token_rec t = { 0 };
-	int lock = -1, ret;
+	struct store s;
+	int ret;
 
-	t.account = xstrdup(a->name);
-	t.user = a->user ? xstrdup(a->user) : NULL;
-	t.client_id = a->client_id ? xstrdup(a->client_id) : NULL;
-	t.tenant = a->tenant ? xstrdup(a->tenant) : NULL;
-	t.scope = a->scope ? xstrdup(a->scope) : NULL;
+	store_open(a, &s);
+	rec_identity(a, &t);
 	if ((ret = import_parse(str_trim(copy), &t, e)) != 0 ||
-	    (ret = store_file_lock(path, &lock, e)) != 0)
+	    (ret = store_lock(&s, e)) != 0)
 		goto out;
-	ret = store_file_save(path, &t, e);
+	ret = store_save(&s, &t, e);
 out:
-	store_file_unlock(lock);
+	store_close(&s);
 	token_rec_clear(&t);
 	wipe_free(copy);
-	free(path);
 	return ret;
 }

@@ -2,7 +2,9 @@
  * tokens - the token policy: hand out an access token with at least
  * TOKENS_MIN_LIFETIME seconds left, refreshing it single-flight across
  * processes (lock, re-read, refresh only if still needed, store the rotated
- * refresh token durably, then use the access token).
+ * refresh token durably, then use the access token).  Every failure is
+ * also noted in the account's state (state.h), with login_needed when the
+ * identity platform wants a new login.
  */
 #ifndef BEARMAIL_TOKENS_H
 #define BEARMAIL_TOKENS_H
@@ -18,8 +20,11 @@
  * it with wipe_free).  Returns 0; EX_CONFIG when there is no token ("no
  * token for account work: run `bearmail login work` (or `bearmail token
  * import work`)"), the store is unsafe, or the identity platform wants a
- * new login; EX_TEMPFAIL when it cannot be reached or is busy;
- * EX_CANTCREAT / EX_IOERR when the store cannot be written.
+ * new login (the message then says "run `bearmail login ACCOUNT`");
+ * EX_TEMPFAIL when it cannot be reached or is busy, or the keyring does
+ * not answer; EX_CANTCREAT / EX_IOERR when the store cannot be written.
+ * Accounts with oauth_flow client_credentials need no stored token: a
+ * missing or stale one is replaced through oauth_client_credentials.
  */
 int tokens_get(const struct account *a, char **token, struct bm_err *e);
 
@@ -41,7 +46,20 @@ int tokens_refresh(const struct account *a, const char *stale, char **token,
 int tokens_import(const struct account *a, const char *input,
     struct bm_err *e);
 
-/* A short name for the account's store, as shown to the user: "file". */
+/*
+ * Forget the account's tokens (under its lock).  Returns 0 with e->msg
+ * "removed the tokens of account work from WHERE"; EX_NOINPUT when there
+ * were none, e->msg "account work has no tokens in WHERE: nothing to
+ * forget"; or the store's errors (EX_IOERR, EX_TEMPFAIL ...).
+ */
+int tokens_forget(const struct account *a, struct bm_err *e);
+
+/* The account's store, resolved (`auto` asks the session bus): "file" or
+ * "keyring". */
 const char *tokens_store_name(const struct account *a);
+/* Where the account's tokens are, for messages: the token file's path or
+ * "keyring (Secret Service: org.bearmail.Token account=NAME)".  Newly
+ * allocated. */
+char *tokens_store_where(const struct account *a);
 
 #endif

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 
 #include "conf.h"
 #include "exits.h"
+#include "qrun.h"
 #include "submit.h"
 #include "util.h"
 
@@ -154,12 +156,19 @@ main(int argc, char **argv)
 	memset(&r, 0, sizeof(r));
 	r.received = now_seconds();
 	parse_args(argc, argv, &r, &mode, &config);
-	if (mode == MODE_QUEUE_LIST || mode == MODE_QUEUE_RUN)
-		die(EX_UNAVAILABLE, "this version has no mail queue yet: "
-		    "nothing is ever queued, so there is nothing to %s",
-		    mode == MODE_QUEUE_LIST ? "list" : "run");
+	/* a file size limit must fail the write (EFBIG), not kill us */
+	signal(SIGXFSZ, SIG_IGN);
 	c = load_config(config);
 	switch (mode) {
+	case MODE_QUEUE_LIST:
+		if ((rc = qrun_list(c, stdout, &e)) != 0)
+			warnx_("%s", e.msg);
+		break;
+	case MODE_QUEUE_RUN:
+		if ((rc = qrun_flush(c, NULL, 1, r.verbose ? stderr : NULL,
+		    &e)) != 0)
+			warnx_("%s", e.msg);
+		break;
 	case MODE_SMTP:
 		rc = submit_smtp_dialogue(c, &r, stdin, stdout);
 		break;

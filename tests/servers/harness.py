@@ -372,6 +372,7 @@ class Sandbox:
             "XDG_RUNTIME_DIR": os.path.join(d, "run"),
             "BEARMAIL_CONFIG": self.cfg,
             "BEARMAIL_SUBMIT": os.path.join(BUILDDIR, "bearmail-submit"),
+            "BEARMAIL_BIN": os.path.join(BUILDDIR, "bearmail"),
             "LC_ALL": "C", "TZ": "UTC"})
         for k, v in (extra or {}).items():
             if v is None:

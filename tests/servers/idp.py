@@ -8,8 +8,10 @@ POST /{tenant}/oauth2/v2.0/token implements, one handler per grant:
     bound to the client and the tenant that obtained them (AADSTS7000012),
     revocable (AADSTS50173); public clients must not send a secret
     (AADSTS700025); a refresh token comes back only with offline_access.
-  * client_credentials (RFC 6749 s4.4) with a client secret: app-only tokens
-    for https://outlook.office365.com/.default, no refresh token.
+  * client_credentials (RFC 6749 s4.4) with a client secret or a signed
+    client assertion (RFC 7523; PS256/RS256 verified with the registered
+    certificate through the openssl command): app-only tokens for
+    https://outlook.office365.com/.default, no refresh token.
 Access tokens are JWT-shaped, HS256-signed with a secret kept in the state
 directory (STATE/jwt.secret) so that smtpd.py can check XOAUTH2 tokens.
 Error bodies have Microsoft's shape (error, error_description with the
@@ -22,10 +24,18 @@ Test control endpoints, loopback only, under /_test/ (JSON in and out):
   POST /_test/fail    {"count","status","error","aadsts","description",
                       "raw","retry_after"}: the next count token calls fail
   POST /_test/revoke  {"user"}: every refresh token of the user is revoked
-  POST /_test/app     {"client_id","tenant","secret"}: register a
-                      confidential app for client_credentials
+  POST /_test/app     {"client_id","tenant","secret","certificate"}:
+                      register a confidential app for client_credentials
+                      (a secret, a PEM certificate, or both)
   POST /_test/config  {"lifetime"}: access token lifetime in seconds
   GET  /_test/calls   the token requests received (never secret values)
+  POST /_test/device  {"user_code","action","user"}: the user approves,
+                      declines or expires a device code, or asks for a
+                      slow_down
+  GET  /_test/authorize_calls  the authorization requests received
+Interactive sign-in (README.md): POST /{tenant}/oauth2/v2.0/devicecode and
+the device_code grant (RFC 8628), GET /{tenant}/oauth2/v2.0/authorize (302
+back to a loopback redirect_uri) and the authorization_code grant with PKCE.
 
 Run: idp.py --cert C --key K --state DIR [--port 0] [--lifetime 3600]
 prints "READY port=NNNN" once listening.
@@ -41,6 +51,8 @@ import json
 import os
 import secrets
 import ssl
+import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -143,6 +155,20 @@ AADSTS_TEXT = {
     90002: "Tenant '%s' not found.",
     70003: "The app requested an unsupported grant type '%s'.",
     90033: "A transient error has occurred. Please try again.",
+    7000222: "The provided client secret keys for app '%s' are expired.",
+    700027: "Client assertion contains an invalid signature. [Reason - %s, "
+            "Thumbprint of key used by client: '%s']",
+    700024: "Client assertion is not within its valid time range. Current "
+            "time: %s, assertion valid from %s, expiry time of assertion "
+            "%s.",
+    700023: "Client assertion audience claim does not match Realm issuer. "
+            "Review the documentation at https://learn.microsoft.com/entra/"
+            "identity-platform/certificate-credentials.",
+    700021: "Client assertion application identifier doesn't match "
+            "'client_id' parameter.",
+    5002738: "Invalid JWT token. '%s' is not a supported signature "
+             "algorithm.",
+    50027: "JWT token is invalid or malformed: %s",
 }
 
 
@@ -227,9 +253,15 @@ class IdP:
         self.lifetime = lifetime
         self.lock = threading.Lock()
         self.refresh = {}        # token -> grant dict
-        self.apps = {}           # client_id -> {"tenant", "secret"}
+        self.apps = {}           # client_id -> {"tenant", "secret", cert}
+        self.jtis = set()        # client assertion jti values seen
+        self.base_url = None     # https://HOST:PORT, for assertion aud
         self.failures = []       # injected failures, consumed in order
         self.calls = []
+        self.devices = {}        # device_code -> device sign-in record
+        self.codes = {}          # authorization code -> its request
+        self.authorize_calls = []
+        self.login = dict(LOGIN_DEFAULTS)
 
     # -- grants
     def mint(self, user, tenant, client_id, scope=DEFAULT_SCOPE, public=True):
@@ -345,10 +377,12 @@ def grant_client_credentials(idp, tenant, form):
                                                     tenant_guid(tenant)):
         raise OAuthError(400, "unauthorized_client", 700016,
                          form["client_id"], tenant)
-    if not form.get("client_secret"):
+    if form.get("client_assertion"):
+        check_assertion(idp, app, tenant, form)
+    elif not form.get("client_secret"):
         raise OAuthError(401, "invalid_client", 900144, "client_secret")
-    if not hmac.compare_digest(form["client_secret"].encode(),
-                               app["secret"].encode()):
+    elif not app.get("secret") or not hmac.compare_digest(
+            form["client_secret"].encode(), app["secret"].encode()):
         raise OAuthError(401, "invalid_client", 7000215, form["client_id"])
     grant = {"user": None, "tenant": tenant, "tid": tenant_guid(tenant),
              "client_id": form["client_id"], "public": False}
@@ -356,9 +390,350 @@ def grant_client_credentials(idp, tenant, form):
     return idp.token_response(grant, [aud + "/.default"], False)
 
 
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_MAX_LIFETIME = 3600
+CLOCK_SKEW = 300
+
+
+def auth_method(form):
+    """How a token request authenticates the client, for /_test/calls:
+    "secret", "assertion:PS256" ... or None; never a value."""
+    if form.get("client_assertion"):
+        try:
+            head = json.loads(b64url_decode(
+                form["client_assertion"].split(".")[0]))
+            return "assertion:%s" % head.get("alg")
+        except (ValueError, UnicodeError, AttributeError):
+            return "assertion:malformed"
+    return "secret" if form.get("client_secret") else None
+
+
+def cert_info(pem):
+    """(x5t#S256, public key PEM) of a PEM certificate; ValueError if
+    it is not one."""
+    try:
+        body = pem.split("-----BEGIN CERTIFICATE-----")[1] \
+            .split("-----END CERTIFICATE-----")[0]
+        der = base64.b64decode("".join(body.split()))
+        pub = subprocess.run(["openssl", "x509", "-noout", "-pubkey"],
+                             input=pem.encode(), capture_output=True,
+                             check=True)
+    except (IndexError, subprocess.CalledProcessError):
+        raise ValueError("not a PEM certificate") from None
+    return b64url(hashlib.sha256(der).digest()), pub.stdout
+
+
+def rsa_verify(idp, pub_pem, alg, signing_input, sig):
+    """Verify an RS256/PS256 signature with the openssl command."""
+    argv = ["openssl", "dgst", "-sha256"]
+    with tempfile.TemporaryDirectory(dir=idp.state_dir) as d:
+        paths = {n: os.path.join(d, n) for n in ("pub.pem", "sig")}
+        for name, data in (("pub.pem", pub_pem), ("sig", sig)):
+            with open(paths[name], "wb") as f:
+                f.write(data)
+        argv += ["-verify", paths["pub.pem"], "-signature", paths["sig"]]
+        if alg == "PS256":
+            argv += ["-sigopt", "rsa_padding_mode:pss",
+                     "-sigopt", "rsa_pss_saltlen:-1"]
+        p = subprocess.run(argv, input=signing_input, capture_output=True)
+    return p.returncode == 0 and b"Verified OK" in p.stdout
+
+
+def parse_assertion(text):
+    """(header, claims, signing input, signature) of a compact JWS."""
+    try:
+        head, payload, sig = text.split(".")
+        header = json.loads(b64url_decode(head))
+        claims = json.loads(b64url_decode(payload))
+        signature = b64url_decode(sig)
+    except (ValueError, UnicodeError) as e:
+        raise OAuthError(400, "invalid_request", 50027, str(e)) from None
+    if not isinstance(header, dict) or not isinstance(claims, dict) or \
+            any(c in "=+/" for c in text):
+        raise OAuthError(400, "invalid_request", 50027,
+                         "not base64url JSON objects")
+    return header, claims, (head + "." + payload).encode("ascii"), signature
+
+
+def check_assertion(idp, app, tenant, form):
+    """RFC 7523 s3 as Entra checks it; raises OAuthError."""
+    if form.get("client_assertion_type") != ASSERTION_TYPE:
+        raise OAuthError(400, "invalid_request", 900144,
+                         "client_assertion_type")
+    header, claims, signing_input, sig = parse_assertion(
+        form["client_assertion"])
+    alg = header.get("alg")
+    if alg not in ("PS256", "RS256"):
+        raise OAuthError(401, "invalid_client", 5002738, alg)
+    x5t = header.get("x5t#S256") or header.get("x5t") or ""
+    if not app.get("cert") or x5t != app["cert"][0]:
+        raise OAuthError(401, "invalid_client", 700027, "The key was not "
+                         "found.", x5t)
+    if not rsa_verify(idp, app["cert"][1], alg, signing_input, sig):
+        raise OAuthError(401, "invalid_client", 700027, "The signature is "
+                         "invalid.", x5t)
+    check_assertion_claims(idp, tenant, form, claims)
+
+
+def check_assertion_claims(idp, tenant, form, claims):
+    want_aud = "%s/%s/oauth2/v2.0/token" % (idp.base_url, tenant)
+    if claims.get("aud") != want_aud:
+        raise OAuthError(401, "invalid_client", 700023)
+    if claims.get("iss") != form["client_id"] or \
+            claims.get("sub") != form["client_id"]:
+        raise OAuthError(401, "invalid_client", 700021)
+    now, nbf, exp = time.time(), claims.get("nbf"), claims.get("exp")
+    if not isinstance(exp, int) or not isinstance(nbf, int) or \
+            exp <= now or nbf > now + CLOCK_SKEW or \
+            exp - nbf > ASSERTION_MAX_LIFETIME:
+        raise OAuthError(401, "invalid_client", 700024, ms_timestamp(now),
+                         nbf, exp)
+    jti = claims.get("jti")
+    with idp.lock:
+        replayed = not jti or jti in idp.jtis
+        idp.jtis.add(jti)
+    if replayed:
+        raise OAuthError(401, "invalid_client", 50027,
+                         "the jti claim is missing or was used before")
+
+
+# ------------------------------------------- device code and browser flows
+
+VERIFICATION_URI = "https://microsoft.com/devicelogin"
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+USER_CODE_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+DEFAULT_USER = "alice@contoso.example"
+POLL_TOLERANCE = 0.3     # seconds a poll may come early without slow_down
+CODE_LIFETIME = 600      # authorization codes live ~10 minutes
+LOGIN_DEFAULTS = {"device_interval": 5, "device_expires_in": 900,
+                  "authorize": "approve"}
+
+AADSTS_TEXT.update({
+    70016: "OAuth 2.0 device flow error. Authorization is pending. Continue "
+           "polling.",
+    70018: "Invalid verification code due to User typing in wrong user code "
+           "for device code flow.",
+    70019: "Verification code expired.",
+    54005: "OAuth2 Authorization code was already redeemed, please retry "
+           "with a new valid code or use an existing refresh token.",
+    70008: "The provided authorization code or refresh token has expired due "
+           "to inactivity. Send a new interactive authorization request for "
+           "this user and resource.",
+    50148: "The code_verifier does not match the code_challenge supplied in "
+           "the authorization request for PKCE.",
+    50011: "The redirect URI '%s' specified in the request does not match "
+           "the redirect URIs configured for the application '%s'.",
+    65004: "User declined to consent to access the app.",
+    501491: "Invalid size of Code_Challenge parameter or "
+            "code_challenge_method is not S256.",
+})
+
+
+def login_grant(user, tenant, client_id, scopes):
+    """The grant a finished interactive sign-in stands for."""
+    return {"user": user, "tenant": tenant, "tid": tenant_guid(tenant),
+            "client_id": client_id, "scopes": scopes, "public": True}
+
+
+def reject_client_secret(form):
+    if form.get("client_secret") or form.get("client_assertion"):
+        raise OAuthError(401, "invalid_client", 700025)
+
+
+def device_authorize(idp, tenant, form):
+    """POST /{tenant}/oauth2/v2.0/devicecode (RFC 8628 s3.1-3.2)."""
+    require(form, "client_id", "scope")
+    reject_client_secret(form)
+    if not split_scope(form["scope"])[0]:
+        raise OAuthError(400, "invalid_scope", 70011)
+    user_code = "".join(secrets.choice(USER_CODE_CHARS) for _ in range(8))
+    device_code = "DAQABIQEAAAB" + b64url(secrets.token_bytes(96))
+    with idp.lock:
+        interval = int(idp.login["device_interval"])
+        expires_in = int(idp.login["device_expires_in"])
+        idp.devices[device_code] = {
+            "user_code": user_code, "client_id": form["client_id"],
+            "tenant": tenant, "scope": form["scope"], "state": "pending",
+            "expires": time.time() + expires_in, "interval": interval,
+            "user": None, "last_poll": None, "force": None, "slow_downs": 0,
+            "created": time.time()}
+    return {"user_code": user_code, "device_code": device_code,
+            "verification_uri": VERIFICATION_URI, "expires_in": expires_in,
+            "interval": interval,
+            "message": "To sign in, use a web browser to open the page %s "
+                       "and enter the code %s to authenticate."
+                       % (VERIFICATION_URI, user_code)}
+
+
+def device_poll_state(d, now):
+    """Raise the error a poll of device record d gets now, if any."""
+    early = d["last_poll"] is not None and \
+        now - d["last_poll"] < d["interval"] - POLL_TOLERANCE
+    d["last_poll"] = now
+    force, d["force"] = d["force"], None
+    if d["state"] == "declined":
+        raise OAuthError(400, "authorization_declined", 0,
+                         description="The end user denied the "
+                                     "authorization request.")
+    if d["state"] == "expired" or now > d["expires"]:
+        raise OAuthError(400, "expired_token", 70019)
+    if early or force == "slow_down":
+        d["interval"] += 5
+        d["slow_downs"] += 1
+        raise OAuthError(400, "slow_down", 0, description="Polling too "
+                         "fast: slow down.")
+    if d["state"] == "pending":
+        raise OAuthError(400, "authorization_pending", 70016)
+
+
+def grant_device_code(idp, tenant, form):
+    """The device_code grant (RFC 8628 s3.4-3.5), one poll."""
+    require(form, "client_id", "device_code")
+    reject_client_secret(form)
+    with idp.lock:
+        d = idp.devices.get(form["device_code"])
+        if d is None or d["client_id"] != form["client_id"] or \
+                d["state"] == "used":
+            raise OAuthError(400, "bad_verification_code", 70018)
+        device_poll_state(d, time.time())
+        d["state"] = "used"
+    scopes, offline = split_scope(d["scope"])
+    grant = login_grant(d["user"] or DEFAULT_USER, d["tenant"],
+                        d["client_id"], scopes)
+    return idp.token_response(grant, scopes, offline)
+
+
+def loopback_redirect(uri):
+    """Whether uri is an http://127.0.0.1 or http://localhost redirect."""
+    try:
+        u = urllib.parse.urlsplit(uri)
+        u.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        return False
+    return u.scheme == "http" and u.hostname in ("127.0.0.1", "localhost") \
+        and not u.fragment
+
+
+def authorize_page(code, *args):
+    err = OAuthError(400, "invalid_request", code, *args)
+    text = "AADSTS%d: %s" % (code, err.text)
+    return 400, ("<html><body><h1>Sign in</h1><p>Sorry, but we're having "
+                 "trouble signing you in.</p><p>%s</p></body></html>"
+                 % text.replace("<", "&lt;"))
+
+
+def authorize_back(redirect_uri, state, params):
+    """302 to the client's redirect_uri with params (and state)."""
+    if state is not None:
+        params = dict(params, state=state)
+    sep = "&" if "?" in redirect_uri else "?"
+    return 302, redirect_uri + sep + urllib.parse.urlencode(params)
+
+
+def authorize_request(idp, tenant, query):
+    """GET /{tenant}/oauth2/v2.0/authorize: (302, Location) or (400, HTML).
+    The login_hint user (else alice) signs in at once, unless
+    /_test/config {"authorize": "deny"} makes them decline."""
+    q = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    redirect, state = q.get("redirect_uri", ""), q.get("state")
+    if not q.get("client_id"):
+        return authorize_page(900144, "client_id")
+    if not loopback_redirect(redirect):
+        return authorize_page(50011, redirect, q["client_id"])
+    if q.get("response_type") != "code":
+        return authorize_back(redirect, state, {
+            "error": "unsupported_response_type",
+            "error_description": "AADSTS70003: response_type must be code"})
+    if q.get("code_challenge_method") != "S256" or \
+            not 43 <= len(q.get("code_challenge", "")) <= 128:
+        return authorize_back(redirect, state, {
+            "error": "invalid_request",
+            "error_description": "AADSTS501491: " + AADSTS_TEXT[501491]})
+    if not q.get("scope"):
+        return authorize_back(redirect, state, {
+            "error": "invalid_request",
+            "error_description": "AADSTS900144: " + AADSTS_TEXT[900144]
+                                 % "scope"})
+    with idp.lock:
+        deny = idp.login["authorize"] == "deny"
+        idp.authorize_calls.append({
+            "tenant": tenant, "params": sorted(q), "time": time.time(),
+            "redirect_uri": redirect, "login_hint": q.get("login_hint"),
+            "prompt": q.get("prompt"), "scope": q.get("scope"),
+            "code_challenge_method": q.get("code_challenge_method"),
+            "denied": deny})
+    if deny:
+        return authorize_back(redirect, state, {
+            "error": "access_denied",
+            "error_description": "AADSTS65004: " + AADSTS_TEXT[65004]})
+    code = "0.AXoA" + b64url(secrets.token_bytes(600))
+    with idp.lock:
+        idp.codes[code] = {
+            "user": q.get("login_hint") or DEFAULT_USER, "tenant": tenant,
+            "client_id": q["client_id"], "redirect_uri": redirect,
+            "challenge": q["code_challenge"], "scope": q["scope"],
+            "issued": time.time(), "used": False}
+    return authorize_back(redirect, state, {"code": code,
+                                            "session_state": str(uuid.uuid4())})
+
+
+def grant_authorization_code(idp, tenant, form):
+    """The authorization_code grant with PKCE (RFC 6749 s4.1.3, RFC 7636
+    s4.6): single-use codes, verifier and redirect_uri checked."""
+    require(form, "client_id", "code", "redirect_uri")
+    reject_client_secret(form)
+    with idp.lock:
+        c = idp.codes.get(form["code"])
+        used = c is not None and c["used"]
+        if c is not None:
+            c["used"] = True
+    if c is None or form["client_id"] != c["client_id"]:
+        raise OAuthError(400, "invalid_grant", 70000)
+    if used:
+        raise OAuthError(400, "invalid_grant", 54005)
+    if time.time() - c["issued"] > CODE_LIFETIME:
+        raise OAuthError(400, "invalid_grant", 70008)
+    if form["redirect_uri"] != c["redirect_uri"]:
+        raise OAuthError(400, "invalid_grant", 50011, form["redirect_uri"],
+                         c["client_id"])
+    verifier = form.get("code_verifier", "").encode()
+    if b64url(hashlib.sha256(verifier).digest()) != c["challenge"]:
+        raise OAuthError(400, "invalid_grant", 50148)
+    scopes, offline = split_scope(form.get("scope") or c["scope"])
+    grant = login_grant(c["user"], c["tenant"], c["client_id"], scopes)
+    return idp.token_response(grant, scopes, offline)
+
+
+def ctl_device(idp, body):
+    """Play the user at the verification page: approve (as "user"),
+    decline, expire, or make the next poll answer slow_down."""
+    action = body["action"]
+    if action not in ("approve", "decline", "expire", "slow_down"):
+        raise ValueError("action must be approve, decline, expire or "
+                         "slow_down")
+    with idp.lock:
+        found = [d for d in idp.devices.values()
+                 if d["user_code"] == body.get("user_code")] \
+            if body.get("user_code") else \
+            sorted(idp.devices.values(), key=lambda d: d["created"])[-1:]
+        if not found:
+            raise KeyError("no such user_code")
+        d = found[0]
+        if action == "slow_down":
+            d["force"] = "slow_down"
+        else:
+            d["state"] = {"approve": "approved", "decline": "declined",
+                          "expire": "expired"}[action]
+            d["user"] = body.get("user") or d["user"]
+        return {"user_code": d["user_code"], "state": d["state"],
+                "interval": d["interval"], "slow_downs": d["slow_downs"]}
+
+
 GRANTS = {
     "refresh_token": grant_refresh_token,
     "client_credentials": grant_client_credentials,
+    "authorization_code": grant_authorization_code,
+    DEVICE_GRANT: grant_device_code,
 }
 
 
@@ -397,20 +772,69 @@ def ctl_revoke(idp, body):
 
 
 def ctl_app(idp, body):
+    cert = cert_info(body["certificate"]) if body.get("certificate") else None
     with idp.lock:
         idp.apps[body["client_id"]] = {"tenant": body["tenant"],
-                                       "secret": body["secret"]}
-    return {"ok": True}
+                                       "secret": body.get("secret"),
+                                       "cert": cert}
+    return {"ok": True, "x5t#S256": cert[0] if cert else None}
 
 
 def ctl_config(idp, body):
     if "lifetime" in body:
         idp.lifetime = int(body["lifetime"])
-    return {"lifetime": idp.lifetime}
+    with idp.lock:
+        idp.login.update({k: body[k] for k in LOGIN_DEFAULTS if k in body})
+        return dict(idp.login, lifetime=idp.lifetime)
+
+
+# ------------------------------------------------------- OpenID discovery
+
+# Tenants the discovery document knows by domain (any GUID is known too).
+DISCOVERY_DOMAINS = ("contoso.example", "contoso.onmicrosoft.com",
+                     "fabrikam.example")
+CONSUMERS_TID = "9188040d-6c67-4c5b-b112-36a304b66dad"
+
+
+def discovery_document(base, tenant):
+    """(status, JSON) for GET /{tenant}/v2.0/.well-known/openid-configuration,
+    shaped like Microsoft's: issuer and endpoints carry the tenant GUID."""
+    t = tenant.lower()
+    if t in ("common", "organizations"):
+        tid, path = "{tenantid}", t
+    elif t == "consumers":
+        tid = path = CONSUMERS_TID
+    elif _is_guid(t) or t in DISCOVERY_DOMAINS:
+        tid = path = tenant_guid(t)
+    else:
+        err = OAuthError(400, "invalid_tenant", 90002, tenant)
+        return 400, error_body(err)
+    ep = "%s/%s/oauth2/v2.0/" % (base, path)
+    return 200, {
+        "issuer": "%s/%s/v2.0" % (base, tid),
+        "token_endpoint": ep + "token",
+        "authorization_endpoint": ep + "authorize",
+        "device_authorization_endpoint": ep + "devicecode",
+        "end_session_endpoint": ep + "logout",
+        "jwks_uri": "%s/%s/discovery/v2.0/keys" % (base, path),
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "response_types_supported": ["code", "id_token", "code id_token",
+                                     "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "request_uri_parameter_supported": False,
+        "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
+        "tenant_region_scope": "EU",
+        "cloud_instance_name": "microsoftonline.com",
+        "msgraph_host": "graph.microsoft.com"}
 
 
 CONTROL = {"mint": ctl_mint, "fail": ctl_fail, "revoke": ctl_revoke,
            "app": ctl_app, "config": ctl_config}
+CONTROL["device"] = ctl_device
 
 
 # ------------------------------------------------------------- server
@@ -451,6 +875,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with self.server.idp.lock:
                 calls = list(self.server.idp.calls)
             return self.send_json(200, calls)
+        if self.path == "/_test/authorize_calls":
+            with self.server.idp.lock:
+                calls = list(self.server.idp.authorize_calls)
+            return self.send_json(200, calls)
+        parts = urllib.parse.urlsplit(self.path).path.strip("/").split("/")
+        if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "authorize"]:
+            return self.authorize(parts[0])
+        if len(parts) == 4 and parts[1:] == ["v2.0", ".well-known",
+                                             "openid-configuration"]:
+            base = "https://%s" % (self.headers.get("Host") or
+                                   "127.0.0.1:%d" % self.server.server_address[1])
+            return self.send_json(*discovery_document(base, parts[0]))
         self.send_json(404, {"error": "not_found"})
 
     def do_POST(self):
@@ -460,6 +896,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.control(parts[1], body)
         if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "token"]:
             return self.token(parts[0], body)
+        if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "devicecode"]:
+            return self.devicecode(parts[0], body)
         self.send_json(404, {"error": "not_found"})
 
     def control(self, name, body):
@@ -472,6 +910,41 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send_json(400, {"error": str(e)})
         self.send_json(200, out)
 
+    def authorize(self, tenant):
+        query = urllib.parse.urlsplit(self.path).query
+        status, out = authorize_request(self.server.idp, tenant, query)
+        if status == 302:
+            return self.send_raw(302, b"", "text/html; charset=utf-8",
+                                 [("Location", out)])
+        self.send_raw(status, out.encode("utf-8"), "text/html; charset=utf-8")
+
+    def devicecode(self, tenant, body):
+        idp = self.server.idp
+        form = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace"),
+                                           keep_blank_values=True))
+        call = {"tenant": tenant, "endpoint": "devicecode",
+                "grant_type": None, "client_id": form.get("client_id"),
+                "scope": form.get("scope"), "params": sorted(form),
+                "time": time.time(),
+                "content_type": self.headers.get("Content-Type")}
+        injected = idp.take_failure()
+        if injected is not None:
+            call.update(ok=False, status=injected["status"],
+                        error=injected["error"], injected=True)
+            with idp.lock:
+                idp.calls.append(call)
+            return self.send_injected(injected)
+        try:
+            status, out = 200, device_authorize(idp, tenant, form)
+            call.update(ok=True, status=200)
+        except OAuthError as e:
+            status, out = e.status, error_body(e)
+            call.update(ok=False, status=e.status, error=e.error,
+                        aadsts=e.code)
+        with idp.lock:
+            idp.calls.append(call)
+        self.send_json(status, out)
+
     def token(self, tenant, body):
         idp = self.server.idp
         form = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace"),
@@ -479,6 +952,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         call = {"tenant": tenant, "grant_type": form.get("grant_type"),
                 "client_id": form.get("client_id"), "scope": form.get("scope"),
                 "params": sorted(form), "time": time.time(),
+                "auth": auth_method(form),
                 "content_type": self.headers.get("Content-Type")}
         status, out = self.run_grant(idp, tenant, form, call)
         with idp.lock:
@@ -538,6 +1012,7 @@ def make_server(cert, key, state_dir, port=0, host="127.0.0.1",
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True,
                                  do_handshake_on_connect=False)
     srv.idp = IdP(state_dir, lifetime)
+    srv.idp.base_url = "https://%s:%d" % (host, srv.server_address[1])
     srv.verbose = verbose
     return srv
 

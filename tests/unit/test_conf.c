@@ -73,6 +73,13 @@ static const char presets[] =
     "  tenant contoso.onmicrosoft.com\n"
     "  client_secret_file /etc/bearmail/secret\n"
     "  user app@contoso.com\n  " CID
+    "account cert\n"
+    "  oauth_flow client_credentials\n"
+    "  tenant contoso.onmicrosoft.com\n"
+    "  client_certificate /etc/bearmail/app.crt\n"
+    "  client_key credential:app.key\n"
+    "  client_assertion_alg RS256\n"
+    "  user app@contoso.com\n  " CID
     "account sov\n"
     "  authority https://login.microsoftonline.us/\n"
     "  tenant contoso.onmicrosoft.us\n"
@@ -122,6 +129,10 @@ field(const struct account *a, const char *f, char *out, size_t n)
 		snprintf(out, n, "%lld", a->queue_lifetime);
 	else if (strcmp(f, "oauth_flow") == 0)
 		snprintf(out, n, "%d", (int)a->oauth_flow);
+	else if (strcmp(f, "client_assertion_alg") == 0)
+		snprintf(out, n, "%d", (int)a->client_assertion_alg);
+	else if (strcmp(f, "client_key") == 0)
+		snprintf(out, n, "%s", a->client_key ? a->client_key : "(null)");
 	else if (strcmp(f, "log") == 0)
 		snprintf(out, n, "%d:%s", (int)a->log,
 		    a->log_file ? a->log_file : "-");
@@ -185,6 +196,9 @@ static const struct {
 	{ 2, "generic", "rate", "0" },
 	{ 2, "app", "oauth_flow", "1" },
 	{ 2, "app", "scope", "[https://outlook.office365.com/.default]" },
+	{ 2, "app", "client_assertion_alg", "0" },
+	{ 2, "cert", "client_assertion_alg", "1" },
+	{ 2, "cert", "client_key", "credential:app.key" },
 	{ 2, "sov", "port", "465" },
 	{ 2, "sov", "tls", "1" },
 	{ 2, "sov", "queue_lifetime", "43200" },
@@ -318,6 +332,13 @@ static const struct {
 	  "consumers)" },
 	{ ACC "client_certificate /c.pem\n", "t.conf:4: account \"x\": "
 	  "client_certificate and client_key go together" },
+	{ ACC "client_assertion_alg es256\n",
+	  "t.conf:4: client_assertion_alg must be ps256 or rs256" },
+	{ ACC "client_key credential:../k\n", "t.conf:4: client_key must be "
+	  "an absolute path (or start with ~/), or credential:NAME" },
+	{ ACC "client_secret_file secret.txt\n", "t.conf:4: "
+	  "client_secret_file must be an absolute path (or start with ~/), or "
+	  "credential:NAME" },
 	{ ACC "account x\n", "t.conf:4: account \"x\" is defined twice" },
 	{ ACC "account y : z\n", "t.conf:4: account \"z\" is not defined above" },
 	{ ACC "account y :\n",

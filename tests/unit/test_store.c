@@ -1,9 +1,12 @@
 /*
- * Unit tests for store_file and tokens: path rules, save/load round trip,
- * the ssh-like refusals (mode, symlink), import of a token endpoint answer
- * and of a bare refresh token, and the policy decisions that need no
- * network (fresh token reused, refused token not reused, unreachable
- * endpoint leaves the store alone).
+ * Unit tests for store_file, store, store_keyring and tokens: path rules,
+ * save/load round trip, the ssh-like refusals (mode, owner, symlink), the
+ * JSON codec, which store `token_store` picks and where its lock is,
+ * delete and tokens_forget, import of a token endpoint answer and of a
+ * bare refresh token, the policy decisions that need no network (fresh
+ * token reused, refused token not reused, unreachable endpoint leaves the
+ * store alone), the state notes, and a keyring whose bus never answers
+ * (bounded by the timeout, with the advice).
  */
 #include "config.h"
 
@@ -11,12 +14,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "oauth.h"
+#include "state.h"
+#include "store.h"
 #include "store_file.h"
+#include "store_keyring.h"
 #include "tests/unit/tap.h"
 #include "tokens.h"
 
@@ -341,6 +349,266 @@ test_no_token(void)
 	free(store);
 }
 
+static void
+test_codec(void)
+{
+	static const struct {
+		const char *name, *text;
+		int want;
+	} cases[] = {
+		{ "record", "{\"access_token\":\"A\",\"expires_at\":5}", 0 },
+		{ "refresh only", " {\"refresh_token\":\"R\"}\n", 0 },
+		{ "no token", "{\"account\":\"w\"}", -1 },
+		{ "array", "[\"access_token\"]", -1 },
+		{ "negative time", "{\"access_token\":\"A\",\"expires_at\":-1}", -1 },
+		{ "two objects", "{\"access_token\":\"A\"}{}", -1 },
+		{ "empty", "", -1 },
+	};
+	struct token_rec t = { 0 }, u = { 0 };
+	struct buf b = BUF_INIT;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		is_int(store_file_decode(cases[i].text, strlen(cases[i].text),
+		    &t), cases[i].want, "decode %s", cases[i].name);
+		ok(cases[i].want == 0 || (t.access_token == NULL &&
+		    t.refresh_token == NULL), "decode %s: nothing on failure",
+		    cases[i].name);
+		token_rec_clear(&t);
+	}
+	t.account = xstrdup("work");
+	t.access_token = xstrdup("A\"\n\\");
+	t.refresh_token = xstrdup("R");
+	t.expires_at = 42;
+	store_file_encode(&t, &b);
+	is_int(store_file_decode(b.data, b.len, &u), 0, "encode, decode");
+	is_str(u.access_token, t.access_token, "codec: access token");
+	is_int(u.expires_at, 42, "codec: expires_at");
+	is_int(store_file_decode(b.data, b.len - 1, &u), 0,
+	    "codec: the final newline is optional");
+	token_rec_clear(&t);
+	token_rec_clear(&u);
+	buf_free(&b, 1);
+}
+
+static void
+test_pick(void)
+{
+	static const struct {
+		const char *store, *bus, *run;
+		const char *name, *where, *lock;	/* %s: dir */
+	} cases[] = {
+		{ "file:%s/p/work.json", NULL, NULL, "file", "%s/p/work.json",
+		  "%s/p/work.json.lock" },
+		{ "file", NULL, NULL, "file", "%s/xdg/bearmail/tokens/work.json",
+		  "%s/xdg/bearmail/tokens/work.json.lock" },
+		{ "auto", NULL, NULL, "file", "%s/xdg/bearmail/tokens/work.json",
+		  "%s/xdg/bearmail/tokens/work.json.lock" },
+		{ NULL, "unix:path=%s/no-bus", NULL, "file",
+		  "%s/xdg/bearmail/tokens/work.json",
+		  "%s/xdg/bearmail/tokens/work.json.lock" },
+		{ "keyring", NULL, "%s/run", "keyring", "keyring (Secret "
+		  "Service: org.bearmail.Token account=work)",
+		  "%s/run/bearmail/work.lock" },
+		{ "keyring", NULL, NULL, "keyring", "keyring (Secret "
+		  "Service: org.bearmail.Token account=work)",
+		  "%s/xdg/bearmail/status/work.lock" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *ts = cases[i].store ? xasprintf(cases[i].store, dir) :
+		    NULL;
+		char *where = xasprintf(cases[i].where, dir);
+		char *lock = xasprintf(cases[i].lock, dir);
+		char *bus = cases[i].bus ? xasprintf(cases[i].bus, dir) : NULL;
+		char *run = cases[i].run ? xasprintf(cases[i].run, dir) : NULL;
+		struct bm_err e = { 0, "" };
+		struct account a;
+		struct store s;
+		struct stat st;
+
+		account_init(&a, "work", ts);
+		if (bus)
+			setenv("DBUS_SESSION_BUS_ADDRESS", bus, 1);
+		else
+			unsetenv("DBUS_SESSION_BUS_ADDRESS");
+		if (run)
+			setenv("XDG_RUNTIME_DIR", run, 1);
+		else
+			unsetenv("XDG_RUNTIME_DIR");
+		store_open(&a, &s);
+		is_str(store_name(&s), cases[i].name, "store %s: kind",
+		    ts ? ts : "(default)");
+		is_str(store_where(&s), where, "store %s: where",
+		    ts ? ts : "(default)");
+		is_int(store_lock(&s, &e), 0, "store %s: lock (%s)",
+		    ts ? ts : "(default)", e.msg);
+		ok(stat(lock, &st) == 0 && (st.st_mode & 07777) == 0600,
+		    "store %s: lock file %s, mode 0600", ts ? ts : "(default)",
+		    lock);
+		store_close(&s);
+		free(ts);
+		free(where);
+		free(lock);
+		free(bus);
+		free(run);
+	}
+	unsetenv("DBUS_SESSION_BUS_ADDRESS");
+	unsetenv("XDG_RUNTIME_DIR");
+}
+
+static void
+test_forget(void)
+{
+	char *store = xasprintf("file:%s/forget/work.json", dir);
+	char *msg;
+	struct bm_err e = { 0, "" };
+	struct account a;
+	struct store s;
+	int found = -1;
+
+	account_init(&a, "work", store);
+	is_int(tokens_import(&a, "RT-forget", &e), 0, "forget: seeded");
+	is_int(tokens_forget(&a, &e), 0, "forget: removed");
+	msg = xasprintf("removed the tokens of account work from %s",
+	    store + 5);
+	is_str(e.msg, msg, "forget: says where they were");
+	free(msg);
+	ok(access(store + 5, F_OK) != 0, "forget: the file is gone");
+	is_int(tokens_forget(&a, &e), EX_NOINPUT, "forget again: nothing");
+	msg = xasprintf("account work has no tokens in %s: nothing to forget",
+	    store + 5);
+	is_str(e.msg, msg, "forget again: says so");
+	free(msg);
+	store_open(&a, &s);
+	is_int(store_delete(&s, &found, &e), 0, "delete without a file: 0");
+	is_int(found, 0, "delete without a file: not found");
+	store_close(&s);
+	free(store);
+}
+
+static void
+test_owner(void)
+{
+	char *path = xasprintf("%s/owned.json", dir);
+	char *want = xasprintf("token file %s is owned by uid 65534, not by "
+	    "you (uid 0): refusing it; remove it and log in again", path);
+	struct token_rec t = { 0 };
+	struct bm_err e = { 0, "" };
+
+	if (geteuid() != 0) {
+		ok(1, "# SKIP foreign owner: needs root to chown");
+		ok(1, "# SKIP foreign owner: message");
+	} else {
+		write_file(path, "{\"access_token\":\"A\"}", 0600);
+		if (chown(path, 65534, 65534) != 0)
+			perror("chown");
+		is_int(store_file_load(path, &t, &e), EX_CONFIG,
+		    "foreign owner refused");
+		is_str(e.msg, want, "foreign owner: message");
+	}
+	token_rec_clear(&t);
+	free(want);
+	free(path);
+}
+
+static void
+test_state_notes(void)
+{
+	static const struct {
+		const char *name;
+		int seed;		/* store a stale record first */
+		int want, login_needed;
+	} cases[] = {
+		{ "no token", 0, EX_CONFIG, 1 },
+		{ "endpoint unreachable", 1, EX_TEMPFAIL, 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *store = xasprintf("file:%s/notes%zu.json", dir, i);
+		struct acct_state st;
+		struct bm_err e = { 0, "" };
+		struct account a;
+		char *tok = NULL;
+
+		account_init(&a, "notes", store);
+		if (cases[i].seed)
+			store_rec(store + 5, "AT", 1);
+		is_int(tokens_get(&a, &tok, &e), cases[i].want, "%s: code",
+		    cases[i].name);
+		state_load("notes", &st);
+		is_str(st.last_error, e.msg, "%s: the state has the message",
+		    cases[i].name);
+		is_int(st.login_needed, cases[i].login_needed,
+		    "%s: login_needed", cases[i].name);
+		state_free(&st);
+		free(store);
+	}
+}
+
+/* A D-Bus address whose socket accepts connections but never says a word
+ * (the kernel completes connect() from the listen backlog). */
+static int
+silent_bus(char **address)
+{
+	struct sockaddr_un sun;
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/silent", dir);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
+	    listen(fd, 16) != 0) {
+		perror("silent bus");
+		return -1;
+	}
+	*address = xasprintf("unix:path=%s", sun.sun_path);
+	return fd;
+}
+
+static void
+test_keyring_timeout(void)
+{
+	struct bm_err e = { 0, "" };
+	struct token_rec t = { 0 };
+	struct account a;
+	char *address = NULL;
+	time_t t0;
+	int fd = silent_bus(&address);
+
+	account_init(&a, "work", "keyring");
+	setenv("DBUS_SESSION_BUS_ADDRESS", address ? address : "", 1);
+	t0 = time(NULL);
+	is_int(store_keyring_available(), 0, "a silent bus: no keyring");
+	ok(time(NULL) - t0 <= STORE_KEYRING_PROBE_TIMEOUT + 1,
+	    "a silent bus: the probe gives up in time (%lds)",
+	    (long)(time(NULL) - t0));
+#ifdef HAVE_LIBSECRET
+	t0 = time(NULL);
+	is_int(store_keyring_load(&a, &t, &e), EX_TEMPFAIL,
+	    "a silent bus: load fails");
+	ok(time(NULL) - t0 <= STORE_KEYRING_TIMEOUT + 1,
+	    "a silent bus: load gives up in time (%lds)",
+	    (long)(time(NULL) - t0));
+	is_str(e.msg, "the keyring did not answer within 5 s (read the token "
+	    "of account work): is gnome-keyring-daemon running and unlocked? "
+	    "or set token_store file", "a silent bus: the advice");
+#else
+	is_int(store_keyring_load(&a, &t, &e), EX_CONFIG,
+	    "without libsecret: load refused");
+	ok(strstr(e.msg, "set token_store file") != NULL,
+	    "without libsecret: the advice");
+	ok(1, "# SKIP no libsecret");
+#endif
+	unsetenv("DBUS_SESSION_BUS_ADDRESS");
+	token_rec_clear(&t);
+	if (fd >= 0)
+		close(fd);
+	free(address);
+}
+
 static int
 rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -364,7 +632,21 @@ main(void)
 		return 1;
 	}
 	test_paths();
+	/* everything below keeps its files (and state) in dir */
+	{
+		char *xdg = xasprintf("%s/xdg", dir);
+
+		setenv("XDG_STATE_HOME", xdg, 1);
+		setenv("HOME", dir, 1);
+		free(xdg);
+	}
 	test_round_trip();
+	test_codec();
+	test_pick();
+	test_forget();
+	test_owner();
+	test_state_notes();
+	test_keyring_timeout();
 	test_refusals();
 	test_symlink();
 	test_import();

@@ -1,0 +1,111 @@
+/*
+ * deliver - open an authenticated SMTP session for an account and run
+ * transactions on it (see deliver.h).  The token is fetched before the
+ * connection, so a missing or unobtainable token never opens one.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "deliver.h"
+#include "tokens.h"
+
+struct dsession {
+	struct smtp *smtp;
+	char *relay;
+	int dead;
+};
+
+static int
+is_bad_token_reply(const struct smtp_reply *r)
+{
+	return r && r->code == 535 && strcmp(r->enh, "5.7.3") == 0;
+}
+
+/* AUTH with the token; when the server refuses a token we believed valid
+ * (535 5.7.3), fetch a fresh one and try once more. */
+static int
+authenticate(struct smtp *s, const struct account *a, char **tok,
+    struct bm_err *e)
+{
+	char *fresh = NULL;
+	int rc;
+
+	rc = smtp_auth(s, a->auth, a->user, *tok, e);
+	if (rc != 0 && is_bad_token_reply(smtp_last_reply(s))) {
+		if ((rc = tokens_refresh(a, *tok, &fresh, e)) == 0)
+			rc = smtp_auth(s, a->auth, a->user, fresh, e);
+		wipe_free(*tok);
+		*tok = fresh;
+	}
+	return rc;
+}
+
+int
+deliver_open(const struct account *a, FILE *verbose, struct dsession **out,
+    struct bm_err *e)
+{
+	struct smtp_opts o;
+	struct smtp *s = NULL;
+	char *tok = NULL;
+	int rc;
+
+	*out = NULL;
+	memset(&o, 0, sizeof(o));
+	o.host = a->host;
+	o.port = a->port;
+	o.tls = a->tls;
+	o.ca_file = a->ca_file;
+	o.timeout = a->timeout;
+	o.helo_name = conf_mailname();
+	o.verbose = verbose;
+	if ((rc = tokens_get(a, &tok, e)) == 0 &&
+	    (rc = smtp_open(&s, &o, e)) == 0)
+		rc = authenticate(s, a, &tok, e);
+	wipe_free(tok);
+	if (rc != 0) {
+		smtp_close(s);
+		return rc;
+	}
+	*out = xcalloc(1, sizeof(**out));
+	(*out)->smtp = s;
+	(*out)->relay = xasprintf("%s:%d", a->host, a->port);
+	return 0;
+}
+
+int
+deliver_send(struct dsession *s, struct smtp_txn *t, struct bm_err *e)
+{
+	struct bm_err ignored;
+	int rc = smtp_send(s->smtp, t, e);
+
+	/* reset a failed transaction for the next one; when even RSET fails
+	 * the connection cannot carry another */
+	if (rc != 0 && smtp_rset(s->smtp, &ignored) != 0)
+		s->dead = 1;
+	return rc;
+}
+
+int
+deliver_alive(const struct dsession *s)
+{
+	return s != NULL && !s->dead;
+}
+
+const char *
+deliver_relay(const struct dsession *s)
+{
+	return s ? s->relay : "none";
+}
+
+void
+deliver_close(struct dsession *s)
+{
+	if (s == NULL)
+		return;
+	smtp_close(s->smtp);
+	free(s->relay);
+	free(s);
+}

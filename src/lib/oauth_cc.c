@@ -1,0 +1,232 @@
+/*
+ * oauth_cc - the client credentials grant (RFC 6749 section 4.4) for
+ * app-only tokens, with a client secret (client_secret_file) or a
+ * certificate: a JWT client assertion (RFC 7523 section 2.2, jwt.h) signed
+ * with client_key.  Secrets and keys are read through secrets.h before the
+ * network is touched and wiped after the request; the assertion is a
+ * secret too (anyone holding it can get a token for its ten minutes).
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "http.h"
+#include "jwt.h"
+#include "oauth_cc.h"
+#include "secrets.h"
+
+#define MAX_CERT_FILE (64 * 1024)
+
+/* What an administrator should fix, for the errors of this grant. */
+static const struct {
+	long code;
+	const char *advice;
+} cc_advice[] = {
+	{ 7000215, "the client secret is invalid (use the secret's value, "
+	    "not its ID): create a new client secret in the app registration "
+	    "and put it in client_secret_file of account %s" },
+	{ 7000222, "the client secret has expired: create a new client "
+	    "secret in the app registration and put it in client_secret_file "
+	    "of account %s" },
+	{ 700027, "the certificate uploaded to the app registration does not "
+	    "match client_certificate of account %s: upload it (Certificates & "
+	    "secrets) or point client_certificate and client_key at the "
+	    "registered pair" },
+	{ 700024, "the client assertion is not valid at this time: check the "
+	    "system clock" },
+	{ 700023, "the client assertion names the wrong audience or issuer: "
+	    "check tenant, authority and client_id of account %s" },
+	{ 700016, "the application is not in this tenant: check tenant and "
+	    "client_id of account %s" },
+	{ 1002012, "app-only tokens need a scope ending in /.default: check "
+	    "scope of account %s (default https://outlook.office365.com/"
+	    ".default)" },
+	{ 90002, "the tenant does not exist: check tenant of account %s" },
+	{ 700025, "the application is registered as a public client: "
+	    "client credentials need a confidential one" },
+};
+
+static char *
+advice_for(long status, const struct oauth_error *oe, const char *account)
+{
+	size_t i;
+
+	for (i = 0; oe != NULL && i < sizeof(cc_advice) / sizeof(cc_advice[0]);
+	    i++)
+		if (cc_advice[i].code == oe->aadsts)
+			return xasprintf(cc_advice[i].advice, account);
+	if (oauth_classify(status, oe) == EX_TEMPFAIL)
+		return xstrdup("try again later");
+	return xasprintf("check tenant, client_id and the credentials "
+	    "(client_secret_file or client_certificate) of account %s",
+	    account);
+}
+
+/* The message for a refused request: error, AADSTS line, advice. */
+static int
+cc_failed(const struct account *a, long status, const char *body,
+    const char *url, struct bm_err *e)
+{
+	struct oauth_error oe;
+	struct token_rec dummy = { 0 };
+	int rc = oauth_parse_response(body, 0, &dummy, &oe);
+	const struct oauth_error *poe = rc == 1 ? &oe : NULL;
+	int code = oauth_classify(status, poe);
+	char *advice = advice_for(status, poe, a->name);
+	size_t n = poe != NULL ? strlen(oe.description) : 0;
+
+	token_rec_clear(&dummy);
+	if (n > 0 && oe.description[n - 1] == '.')
+		oe.description[n - 1] = '\0';
+	if (poe == NULL)
+		err_set(e, code, "app-only token for account %s failed: HTTP "
+		    "%ld from %s: %s", a->name, status, url, advice);
+	else
+		err_set(e, code, "app-only token for account %s failed: %s%s%s: "
+		    "%s", a->name, oe.error, oe.description[0] ? ": " : "",
+		    oe.description, advice);
+	free(advice);
+	return code;
+}
+
+/* ------------------------------------------------------- credentials */
+
+static int
+read_cert(const struct account *a, char **pem, struct bm_err *e)
+{
+	char *path = NULL;
+	int ret;
+
+	*pem = NULL;
+	if ((ret = secrets_path(a->client_certificate, "client_certificate",
+	    &path, e)) == 0 &&
+	    read_small_file(path, MAX_CERT_FILE, pem, e) != 0) {
+		/* "cannot open PATH: ..." already; the file is configuration */
+		if (e != NULL)
+			e->code = EX_CONFIG;
+		ret = EX_CONFIG;
+	}
+	free(path);
+	return ret;
+}
+
+static int
+make_assertion(const struct account *a, const char *url, char **assertion,
+    struct bm_err *e)
+{
+	EVP_PKEY *key = NULL;
+	char *pem = NULL;
+	int ret;
+
+	*assertion = NULL;
+	if ((ret = read_cert(a, &pem, e)) != 0 ||
+	    (ret = secrets_load_key(a->client_key, &key, e)) != 0)
+		goto out;
+	ret = jwt_client_assertion(key, pem, a->client_assertion_alg, url,
+	    a->client_id, (long long)time(NULL), NULL, assertion, e);
+out:
+	EVP_PKEY_free(key);
+	free(pem);
+	return ret;
+}
+
+/* client_secret or the signed assertion: the form's last pairs. */
+static int
+credentials(const struct account *a, const char *url, const char **pairs,
+    char **secret, struct bm_err *e)
+{
+	int ret;
+
+	if (a->client_secret_file != NULL) {
+		ret = secrets_client_secret(a, secret, e);
+		pairs[0] = "client_secret";
+		pairs[1] = *secret;
+	} else if (a->client_certificate != NULL && a->client_key != NULL) {
+		ret = make_assertion(a, url, secret, e);
+		pairs[0] = "client_assertion_type";
+		pairs[1] = JWT_ASSERTION_TYPE;
+		pairs[2] = "client_assertion";
+		pairs[3] = *secret;
+	} else
+		ret = err_set(e, EX_CONFIG, "account %s needs client_secret_file, "
+		    "or client_certificate and client_key", a->name);
+	return ret;
+}
+
+/* ------------------------------------------------------------- grant */
+
+static void
+rec_identity(struct token_rec *t, const struct account *a)
+{
+	t->account = xstrdup(a->name);
+	t->user = a->user ? xstrdup(a->user) : NULL;
+	t->client_id = xstrdup(a->client_id);
+	t->tenant = a->tenant ? xstrdup(a->tenant) : NULL;
+	t->scope = xstrdup(a->scope);
+}
+
+static int
+check_account(const struct account *a, char **url, struct bm_err *e)
+{
+	*url = NULL;
+	if (a->client_id == NULL || a->scope == NULL)
+		return err_set(e, EX_CONFIG, "account %s needs client_id and "
+		    "scope for app-only tokens", a->name);
+	if ((*url = conf_token_url(a)) == NULL)
+		return err_set(e, EX_CONFIG, "account %s has no token endpoint: "
+		    "set tenant (or token_url)", a->name);
+	return 0;
+}
+
+/* Take the answer: 0 and *out, or the classified failure. */
+static int
+take_answer(const struct account *a, long status, const char *body,
+    const char *url, struct token_rec *out, struct bm_err *e)
+{
+	struct token_rec t = { 0 };
+
+	rec_identity(&t, a);
+	if (status / 100 == 2 && oauth_parse_response(body,
+	    (long long)time(NULL), &t, NULL) == 0 && t.access_token != NULL) {
+		wipe_free(t.refresh_token);	/* app-only: none is kept */
+		t.refresh_token = NULL;
+		*out = t;
+		return 0;
+	}
+	token_rec_clear(&t);
+	return cc_failed(a, status, body, url, e);
+}
+
+int
+oauth_client_credentials(const struct account *a, struct token_rec *out,
+    struct bm_err *e)
+{
+	struct buf body = BUF_INIT;
+	char *url = NULL, *secret = NULL;
+	const char *pairs[] = { "grant_type", "client_credentials",
+	    "client_id", a->client_id, "scope", a->scope,
+	    NULL, NULL, NULL, NULL, NULL };
+	long status = 0;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if ((ret = check_account(a, &url, e)) != 0 ||
+	    (ret = credentials(a, url, pairs + 6, &secret, e)) != 0)
+		goto out;
+	ret = http_post_form(url, pairs, a->ca_file, a->timeout, &status,
+	    &body, e);
+	wipe_free(secret);
+	secret = NULL;
+	if (ret == 0)
+		ret = take_answer(a, status, body.data ? body.data : "", url,
+		    out, e);
+out:
+	wipe_free(secret);
+	free(url);
+	buf_free(&body, 1);
+	return ret;
+}

@@ -1,0 +1,264 @@
+/*
+ * secrets - client secrets and private keys, read the way ssh reads a
+ * private key: the file is opened without following a symbolic link and
+ * refused, with the chmod that fixes it, when anyone but its owner (the
+ * caller or root) could read it.  systemd credentials (LoadCredential=,
+ * $CREDENTIALS_DIRECTORY) are named `credential:NAME`.  Secret bytes are
+ * wiped before their memory is released and never quoted in a message.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "secrets.h"
+
+/* Permission bits a secret file must not have: 077 for a file of ours; a
+ * credential (systemd makes them 0400 or 0440 in a private directory) may
+ * be readable by its group. */
+#define FILE_FORBIDDEN 077
+#define CREDENTIAL_FORBIDDEN 037
+
+static int
+is_credential(const char *spec)
+{
+	return strncmp(spec, SECRETS_CREDENTIAL_PREFIX,
+	    strlen(SECRETS_CREDENTIAL_PREFIX)) == 0;
+}
+
+/* A credential name: one path component, not "." or "..". */
+static int
+credential_name_ok(const char *name)
+{
+	return name[0] != '\0' && strchr(name, '/') == NULL &&
+	    strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+int
+secrets_path(const char *spec, const char *key, char **path,
+    struct bm_err *e)
+{
+	const char *name, *dir;
+
+	*path = NULL;
+	if (!is_credential(spec)) {
+		*path = xstrdup(spec);
+		return 0;
+	}
+	name = spec + strlen(SECRETS_CREDENTIAL_PREFIX);
+	if (!credential_name_ok(name))
+		return err_set(e, EX_CONFIG, "%s %s: a credential name is a "
+		    "plain file name", key, spec);
+	dir = getenv("CREDENTIALS_DIRECTORY");
+	if (dir == NULL || dir[0] != '/')
+		return err_set(e, EX_CONFIG, "%s %s: $CREDENTIALS_DIRECTORY is "
+		    "not set (systemd sets it for a service with "
+		    "LoadCredential=%s:PATH)", key, spec, name);
+	*path = xasprintf("%s/%s", dir, name);
+	return 0;
+}
+
+static int
+open_failed(const char *key, const char *path, int err, struct bm_err *e)
+{
+	if (err == ELOOP)
+		return err_set(e, EX_CONFIG, "%s %s is a symbolic link: name "
+		    "the file itself", key, path);
+	return err_set(e, EX_CONFIG, "%s %s: cannot open: %s", key, path,
+	    strerror(err));
+}
+
+/* The owner and mode check on the open file. */
+static int
+check_file(int fd, const char *key, const char *path, int credential,
+    struct bm_err *e)
+{
+	struct stat st;
+	mode_t forbidden = credential ? CREDENTIAL_FORBIDDEN : FILE_FORBIDDEN;
+
+	if (fstat(fd, &st) != 0)
+		return err_set(e, EX_CONFIG, "%s %s: %s", key, path,
+		    strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return err_set(e, EX_CONFIG, "%s %s is not a regular file",
+		    key, path);
+	if (st.st_uid != geteuid() && st.st_uid != 0)
+		return err_set(e, EX_CONFIG, "%s %s belongs to uid %ld: it must "
+		    "belong to you (or root): run `chown %ld %s`", key, path,
+		    (long)st.st_uid, (long)geteuid(), path);
+	if ((st.st_mode & forbidden) != 0)
+		return err_set(e, EX_CONFIG, "%s %s: permissions %04o are too "
+		    "open (others than its owner may read or change it): run "
+		    "`chmod 600 %s`", key, path, (unsigned)(st.st_mode & 07777),
+		    path);
+	if (st.st_size > SECRETS_MAX_FILE)
+		return err_set(e, EX_CONFIG, "%s %s is larger than %d bytes",
+		    key, path, SECRETS_MAX_FILE);
+	return 0;
+}
+
+/* Read to the end, at most SECRETS_MAX_FILE bytes, into b. */
+static int
+read_fd(int fd, const char *key, const char *path, struct buf *b,
+    struct bm_err *e)
+{
+	char chunk[1024];
+	ssize_t n;
+
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			wipe(chunk, sizeof(chunk));
+			return err_set(e, EX_CONFIG, "%s %s: read: %s", key,
+			    path, strerror(errno));
+		}
+		if (n == 0)
+			break;
+		buf_add(b, chunk, (size_t)n);
+		if (b->len > SECRETS_MAX_FILE)
+			break;
+	}
+	wipe(chunk, sizeof(chunk));
+	if (b->len > SECRETS_MAX_FILE)
+		return err_set(e, EX_CONFIG, "%s %s is larger than %d bytes",
+		    key, path, SECRETS_MAX_FILE);
+	return 0;
+}
+
+int
+secrets_read(const char *spec, const char *key, char **out, size_t *len,
+    struct bm_err *e)
+{
+	struct buf b = BUF_INIT;
+	char *path = NULL;
+	int fd = -1, ret;
+
+	*out = NULL;
+	if ((ret = secrets_path(spec, key, &path, e)) != 0)
+		goto out;
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		ret = open_failed(key, path, errno, e);
+		goto out;
+	}
+	if ((ret = check_file(fd, key, path, is_credential(spec), e)) != 0 ||
+	    (ret = read_fd(fd, key, path, &b, e)) != 0)
+		goto out;
+	if (len != NULL)
+		*len = b.len;
+	buf_addc(&b, '\0');	/* an empty file still gets storage */
+	b.len--;
+	*out = buf_steal(&b);
+out:
+	if (fd >= 0)
+		close(fd);
+	buf_free(&b, 1);
+	free(path);
+	return ret;
+}
+
+/* ---------------------------------------------------------- the secret */
+
+/* Remove one trailing LF or CRLF; 0, or -1 when what is left is empty or
+ * still holds a line break or a NUL. */
+static int
+strip_newline(char *s, size_t n)
+{
+	if (n > 0 && s[n - 1] == '\n')
+		s[--n] = '\0';
+	if (n > 0 && s[n - 1] == '\r')
+		s[--n] = '\0';
+	if (n == 0 || strlen(s) != n || strpbrk(s, "\r\n") != NULL)
+		return -1;
+	return 0;
+}
+
+int
+secrets_client_secret(const struct account *a, char **secret,
+    struct bm_err *e)
+{
+	char *s = NULL;
+	size_t n = 0;
+	int ret;
+
+	*secret = NULL;
+	if (a->client_secret_file == NULL)
+		return err_set(e, EX_CONFIG, "account %s has no "
+		    "client_secret_file", a->name);
+	ret = secrets_read(a->client_secret_file, "client_secret_file", &s,
+	    &n, e);
+	if (ret != 0)
+		return ret;
+	if (strip_newline(s, n) != 0) {
+		wipe(s, n);
+		free(s);
+		return err_set(e, EX_CONFIG, "client_secret_file %s must hold "
+		    "the secret's value on one line", a->client_secret_file);
+	}
+	*secret = s;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- keys */
+
+/* Called by OpenSSL only for an encrypted key: note it and refuse. */
+static int
+no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	*(int *)u = 1;
+	return -1;
+}
+
+static int
+parse_key(const char *spec, const char *pem, size_t n, EVP_PKEY **key,
+    struct bm_err *e)
+{
+	BIO *bio = BIO_new_mem_buf(pem, (int)n);
+	int encrypted = strstr(pem, "ENCRYPTED") != NULL;
+
+	if (bio == NULL)
+		return err_set(e, EX_OSERR, "out of memory");
+	if (!encrypted)
+		*key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase,
+		    &encrypted);
+	BIO_free(bio);
+	ERR_clear_error();
+	if (*key != NULL)
+		return 0;
+	if (encrypted)
+		return err_set(e, EX_CONFIG, "client_key %s is encrypted: "
+		    "bearmail cannot ask for a passphrase; decrypt it into a "
+		    "file of mode 0600 (`openssl pkey -in ENCRYPTED.pem -out "
+		    "KEY.pem`) and protect that file instead", spec);
+	return err_set(e, EX_CONFIG, "client_key %s is not a PEM private key",
+	    spec);
+}
+
+int
+secrets_load_key(const char *spec, EVP_PKEY **key, struct bm_err *e)
+{
+	char *pem = NULL;
+	size_t n = 0;
+	int ret;
+
+	*key = NULL;
+	if ((ret = secrets_read(spec, "client_key", &pem, &n, e)) != 0)
+		return ret;
+	ret = parse_key(spec, pem, n, key, e);
+	wipe(pem, n);
+	free(pem);
+	return ret;
+}

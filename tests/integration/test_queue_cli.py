@@ -1,0 +1,351 @@
+"""The queue runner and its commands, against the test servers: messages
+are queued with `sendmail -odq`, then `bearmail queue list` / `sendmail
+-bp` / `mailq` must show them in Postfix's format; hold, release, drop and
+retry do what they say; a flush delivers each message once, many per
+connection and never over max_connections; two flushes at once send
+nothing twice; `rate` leaves the excess queued; a 550 recipient of a queued
+message is bounced (RFC 3464) to the sender, and a bounce that fails is not
+bounced again; `sendmail -odb` starts a detached flush."""
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "servers"))
+import harness  # noqa: E402
+from harness import Sandbox, run_tests, USER  # noqa: E402
+
+HEADER = ("-Queue ID-  --Size-- ----Arrival Time---- "
+          "-Sender/Recipient-------")
+ENTRY = re.compile(
+    r"^(?P<id>[0-9A-F]{10,})(?P<flag>[ *!]) *(?P<size>\d+) "
+    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) "
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d "
+    r"\d\d:\d\d:\d\d  (?P<sender>\S+)$")
+RCPT = re.compile(r"^ {41}(?P<rcpt>\S+)$")
+REASON = re.compile(r"^ *\((?P<why>.*)\)$")
+
+
+def queue(sb, rcpts, subject, extra=None):
+    """Queue one message with sendmail -odq; its Subject is the key."""
+    rc, _, err = sb.run_sendmail(["-odq", "-i"] + (extra or []) + rcpts,
+                                 b"Subject: " + subject.encode() +
+                                 b"\n\nbody of " + subject.encode() + b"\n")
+    return rc, err
+
+
+def listing(sb, args=("queue", "list")):
+    rc, out, err = sb.run_bearmail(list(args))
+    return rc, out.decode("utf-8", "replace"), err
+
+
+def parse(text):
+    """[{id, flag, size, sender, why, rcpts}] from a mailq listing."""
+    entries = []
+    for line in text.splitlines():
+        m = ENTRY.match(line)
+        if m:
+            entries.append(dict(m.groupdict(), why=None, rcpts=[]))
+            continue
+        m = RCPT.match(line)
+        if m and entries:
+            entries[-1]["rcpts"].append(m.group("rcpt"))
+            continue
+        m = REASON.match(line)
+        if m and entries:
+            entries[-1]["why"] = m.group("why")
+    return entries
+
+
+def subjects(sb):
+    """Subjects of the accepted messages, in order."""
+    out = []
+    for m in sb.messages():
+        found = re.search(rb"(?m)^Subject: (.*?)\r?$", m["bytes"])
+        out.append(found.group(1).decode() if found else None)
+    return out
+
+
+def flush(sb, *args, env=None):
+    return sb.run_bearmail(["queue", "flush", *args], env=env)
+
+
+def test_listing(t, sb):
+    rc, text, _ = listing(sb)
+    t.is_((rc, text), (0, "Mail queue is empty\n"), "empty queue: one line")
+    for i, subj in enumerate(("list-1", "list-2")):
+        rc, err = queue(sb, ["bob%d@example.com" % i, "carol@example.com"],
+                        subj)
+        t.is_(rc, 0, "-odq %s: queued (exit 0)" % subj)
+    t.is_(len(sb.messages()), 0, "-odq: nothing sent")
+    rc, text, _ = listing(sb)
+    lines = text.splitlines()
+    t.is_(lines[0] if lines else None, HEADER, "list: Postfix's header line")
+    entries = parse(text)
+    t.is_(len(entries), 2, "list: two entries")
+    t.ok(all(e["flag"] == " " and e["sender"] == USER and
+             int(e["size"]) > 20 for e in entries),
+         "list: id, size, arrival time and sender on the entry line", text)
+    t.is_([e["rcpts"] for e in entries],
+          [["bob0@example.com", "carol@example.com"],
+           ["bob1@example.com", "carol@example.com"]],
+          "list: each recipient indented under its message")
+    t.like(text, r"\n\n-- \d+ Kbytes in 2 Requests\.\n$", "list: summary")
+    rc, bp, _ = sb.run_sendmail(["-bp"])
+    t.is_(bp.decode(), text, "sendmail -bp prints the same listing")
+    link = os.path.join(sb.dir, "mailq")
+    if not os.path.exists(link):
+        os.symlink(os.path.join(harness.BUILDDIR, "sendmail"), link)
+    rc, mq, _ = sb.run(link, [])
+    t.is_(mq.decode(), text, "mailq prints the same listing")
+    return [e["id"] for e in entries]
+
+
+def test_admin(t, sb, ids):
+    rc, _, err = sb.run_bearmail(["queue", "hold", ids[0]])
+    t.is_(rc, 0, "hold: exit 0")
+    entries = {e["id"]: e for e in parse(listing(sb)[1])}
+    t.is_(entries[ids[0]]["flag"], "!", "hold: '!' in the listing")
+    rc, out, err = flush(sb, "--force")
+    t.is_(rc, 0, "flush with a held message: exit 0")
+    t.is_(subjects(sb), ["list-2"],
+          "flush: the held message is not sent, the other is")
+    t.is_([e["id"] for e in parse(listing(sb)[1])], [ids[0]],
+          "the held message is still queued")
+    rc, _, _ = sb.run_bearmail(["queue", "release", ids[0]])
+    t.is_(rc, 0, "release: exit 0")
+    t.is_(parse(listing(sb)[1])[0]["flag"], " ", "release: flag gone")
+    rc, out, err = flush(sb)
+    t.is_(sorted(subjects(sb)), ["list-1", "list-2"],
+          "released: the next flush delivers it")
+    t.is_(listing(sb)[1], "Mail queue is empty\n", "queue empty again")
+
+    # drop: gone, never sent; unknown ids: 66 with the id named
+    queue(sb, ["dave@example.com"], "dropped")
+    drop_id = parse(listing(sb)[1])[0]["id"]
+    rc, _, _ = sb.run_bearmail(["queue", "drop", drop_id])
+    t.is_(rc, 0, "drop: exit 0")
+    t.is_(listing(sb)[1], "Mail queue is empty\n", "drop: removed")
+    flush(sb, "--force")
+    t.ok("dropped" not in subjects(sb), "drop: never delivered")
+    for verb in ("drop", "hold", "release", "retry"):
+        rc, _, err = sb.run_bearmail(["queue", verb, "0123456789ABCDEF"])
+        t.is_(rc, 66, "%s of an unknown id: exit 66" % verb)
+        t.like(err.decode(), r"no message 0123456789ABCDEF in the queue",
+               "%s of an unknown id: says so" % verb)
+    rc, _, _ = sb.run_bearmail(["queue", "frobnicate", drop_id])
+    t.is_(rc, 64, "unknown verb: usage error")
+
+    # retry ID: that message now, the others stay
+    queue(sb, ["erin@example.com"], "retry-me")
+    queue(sb, ["frank@example.com"], "stay")
+    entries = parse(listing(sb)[1])
+    rc, _, err = sb.run_bearmail(["queue", "retry", entries[0]["id"]])
+    t.is_(rc, 0, "retry: exit 0")
+    t.ok("retry-me" in subjects(sb) and "stay" not in subjects(sb),
+         "retry: delivered that message only")
+    t.is_([e["id"] for e in parse(listing(sb)[1])], [entries[1]["id"]],
+          "retry: the other one is still queued")
+    flush(sb)
+
+
+def test_one_connection(t, sb):
+    sb.write_config({"max_connections": "1", "rate": "0"})
+    before = len(sb.sessions())
+    n0 = len(sb.messages())
+    for i in range(5):
+        queue(sb, ["r%d@example.com" % i], "batch-%d" % i)
+    rc, out, err = flush(sb)
+    t.is_((rc, out, err), (0, b"", b""), "flush: exit 0, silent")
+    t.is_(sorted(subjects(sb)[n0:]), ["batch-%d" % i for i in range(5)],
+          "flush: all 5 delivered, each once")
+    sess = sb.sessions()[before:]
+    t.is_(len(sess), 1, "max_connections 1: exactly one session for 5")
+    t.ok(len(sess) == 1 and len(sess[0]["messages"]) == 5,
+         "the 5 messages on that session")
+    t.is_(sb.violations(), [], "no protocol violations")
+    rc, out, err = flush(sb)
+    t.is_((rc, out, err, len(sb.sessions())), (0, b"", b"", before + 1),
+          "nothing due: quiet, exit 0, no connection")
+    t.like(sb.log_text(), r"to=<r4@example\.com>.*status=sent",
+           "each delivery is logged")
+
+
+def test_parallel(t, sb):
+    sb.write_config({"max_connections": "2", "rate": "0"})
+    sb.set_script({"delay": {"data": 0.2}})
+    before = len(sb.sessions())
+    n0 = len(sb.messages())
+    for i in range(6):
+        queue(sb, ["p%d@example.com" % i], "par-%d" % i)
+    procs = [subprocess.Popen([os.path.join(harness.BUILDDIR, "bearmail"),
+                               "queue", "flush", "--force"],
+                              env=sb.env(), cwd=sb.dir,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    codes = [p.wait(timeout=60) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    t.is_(codes, [0, 0], "two flushes at once: both exit 0")
+    got = subjects(sb)[n0:]
+    t.is_(sorted(got), ["par-%d" % i for i in range(6)],
+          "two flushes at once: every message sent exactly once")
+    t.ok(len(sb.sessions()) - before <= 2,
+         "never more than max_connections (2) sessions, across both "
+         "flushes (%d)" % (len(sb.sessions()) - before))
+    t.is_(listing(sb)[1], "Mail queue is empty\n", "queue empty")
+
+    # a message being delivered is marked '*'
+    sb.set_script({"delay": {"data": 3}})
+    queue(sb, ["slow@example.com"], "slow")
+    p = subprocess.Popen([os.path.join(harness.BUILDDIR, "bearmail"),
+                          "queue", "flush"], env=sb.env(), cwd=sb.dir,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    flag = None
+    while time.monotonic() < deadline and flag != "*":
+        time.sleep(0.2)
+        entries = parse(listing(sb)[1])
+        flag = entries[0]["flag"] if entries else None
+    t.is_(flag, "*", "being delivered: '*' in the listing")
+    t.is_(p.wait(timeout=30), 0, "the slow flush finished")
+    sb.set_script({})
+
+
+def test_rate(t, sb):
+    sb.write_config({"max_connections": "1", "rate": "2"})
+    n0 = len(sb.messages())
+    for i in range(3):
+        queue(sb, ["rate%d@example.com" % i], "rate-%d" % i)
+    rc, out, err = flush(sb)
+    t.is_(rc, 0, "rate 2: flush exit 0")
+    t.is_(len(sb.messages()) - n0, 2, "rate 2: two sent within the minute")
+    left = parse(listing(sb)[1])
+    t.is_([e["rcpts"] for e in left], [["rate2@example.com"]],
+          "rate 2: the third stays queued for a later run")
+    rc, _, _ = flush(sb, "--force")
+    t.is_(len(sb.messages()) - n0, 2,
+          "rate 2: a second flush in the same minute sends nothing either")
+    sb.write_config({"max_connections": "1", "rate": "0"})
+    flush(sb)
+    t.is_(len(sb.messages()) - n0, 3, "rate 0: the rest goes")
+
+
+def test_failures(t, sb):
+    sb.write_config({"max_connections": "1", "rate": "0"})
+    # a temporary refusal: deferred with its reason, then retried
+    sb.set_script({"rcpt": {"later@example.com": "451 4.3.0 Try later"}})
+    n0 = len(sb.messages())
+    queue(sb, ["now@example.com", "later@example.com"], "partial")
+    rc, out, err = flush(sb)
+    t.is_(rc, 0, "451 for one recipient: flush exit 0")
+    msgs = sb.messages()[n0:]
+    t.is_([m["rcpt_tos"] for m in msgs], [["now@example.com"]],
+          "the other recipient got it")
+    left = parse(listing(sb)[1])
+    t.ok(len(left) == 1 and left[0]["rcpts"] == ["later@example.com"] and
+         "451 4.3.0 Try later" in (left[0]["why"] or ""),
+         "deferred: listed with the server's words", listing(sb)[1])
+    t.like(sb.log_text(), r"to=<later@example\.com>.*status=deferred "
+           r"\(451 4\.3\.0 Try later, queued as [0-9A-F]+\)",
+           "deferral logged with the queue id")
+    rc, out, err = flush(sb)
+    t.is_(len(sb.messages()) - n0, 1, "not due yet: a plain flush waits")
+    sb.set_script({})
+    flush(sb, "--force")
+    msgs = sb.messages()[n0:]
+    t.is_([m["rcpt_tos"] for m in msgs],
+          [["now@example.com"], ["later@example.com"]],
+          "--force: delivered to the deferred recipient, nobody twice")
+
+    # a permanent refusal: bounced to the sender with the report parts
+    sb.set_script({"rcpt": {"bad@example.com": "550 5.1.1 User unknown"}})
+    n0 = len(sb.messages())
+    queue(sb, ["good@example.com", "bad@example.com"], "bounce-me")
+    rc, out, err = flush(sb)
+    t.is_(rc, 0, "550 for one recipient: flush exit 0")
+    msgs = sb.messages()[n0:]
+    t.is_([m["rcpt_tos"] for m in msgs], [["good@example.com"], [USER]],
+          "the good recipient got it; the bounce went to the sender")
+    b = msgs[-1]["bytes"] if len(msgs) == 2 else b""
+    t.is_(msgs[-1]["mail_from"] if msgs else None, USER,
+          "the bounce is sent through the account")
+    for pat in (rb"Content-Type: multipart/report; "
+                rb"report-type=delivery-status",
+                rb"Subject: Undelivered Mail Returned to Sender",
+                rb"Auto-Submitted: auto-replied",
+                rb"Content-Type: message/delivery-status",
+                rb"Final-Recipient: rfc822; bad@example\.com\r\n"
+                rb"Action: failed\r\nStatus: 5\.1\.1\r\n",
+                rb"Diagnostic-Code: smtp; 550 5\.1\.1 User unknown",
+                rb"Content-Type: text/rfc822-headers",
+                rb"\r\nSubject: bounce-me\r\n"):
+        t.ok(re.search(pat, b), "bounce: %s" % pat.decode()[:50])
+    t.ok(b"good@example.com" not in b.split(b"message/delivery-status")[-1]
+         .split(b"text/rfc822-headers")[0], "bounce: only the failed one")
+    t.ok(b"body of bounce-me" not in b, "bounce: the body is not returned")
+    t.like(sb.log_text(), r"to=<bad@example\.com>.*status=bounced",
+           "the refusal is logged as bounced")
+    t.is_(listing(sb)[1], "Mail queue is empty\n", "nothing left queued")
+
+    # a bounce that fails is not bounced again
+    sb.set_script({"rcpt": {"bad@example.com": "550 5.1.1 User unknown",
+                            USER: "550 5.1.1 Mailbox gone"}})
+    before = len(sb.sessions())
+    queue(sb, ["bad@example.com"], "double")
+    flush(sb)
+    flush(sb, "--force")
+    rcpts = [c.strip() for s in sb.sessions()[before:]
+             for c in s["commands"] if c.upper().startswith("RCPT")]
+    t.is_(sorted(rcpts), sorted(["RCPT TO:<bad@example.com>",
+                                 "RCPT TO:<%s>" % USER]),
+          "the bounce was tried once and not bounced in turn")
+    t.is_(listing(sb)[1], "Mail queue is empty\n", "and it is gone")
+    sb.set_script({})
+
+
+def test_background(t, sb):
+    n0 = len(sb.messages())
+    env = {"BEARMAIL_BIN": os.path.join(harness.BUILDDIR, "bearmail")}
+    start = time.monotonic()
+    rc, out, err = sb.run_sendmail(["-odb", "-i", "bg@example.com"],
+                                   b"Subject: background\n\nhi\n", env=env)
+    t.is_(rc, 0, "-odb: exit 0")
+    t.ok(time.monotonic() - start < 5, "-odb: returns at once")
+    msgs = sb.wait_messages(n0 + 1, timeout=20)
+    t.ok(len(msgs) > n0 and msgs[-1]["rcpt_tos"] == ["bg@example.com"],
+         "-odb: the detached flush delivered it")
+
+
+def test_secrets(t, sb):
+    queue(sb, ["v@example.com"], "verbose")
+    rc, out, err = flush(sb, "-v")
+    text = (out + err).decode("utf-8", "replace")
+    store = sb.token_store()
+    t.is_(rc, 0, "flush -v: exit 0")
+    t.like(text, r"AUTH XOAUTH2", "flush -v: shows the dialogue")
+    t.ok(store["access_token"] not in text and
+         store["refresh_token"] not in text, "flush -v: no token shown")
+    logs = sb.log_text()
+    t.ok(store["access_token"] not in logs and
+         store["refresh_token"] not in logs, "no token in the log")
+
+
+def tests(t):
+    # the outlook preset's rate (30 a minute) would get in the way here
+    with Sandbox(config_extra={"rate": "0"}) as sb:
+        ids = test_listing(t, sb)
+        test_admin(t, sb, ids)
+        test_one_connection(t, sb)
+        test_parallel(t, sb)
+        test_failures(t, sb)
+        test_background(t, sb)
+        test_secrets(t, sb)
+    with Sandbox() as sb:
+        test_rate(t, sb)
+
+
+run_tests(tests)
