@@ -74,8 +74,9 @@ clean_line(const char *s)
 
 /*
  * The server's reply for Diagnostic-Code ("550 5.1.1 User unknown"): the
- * stored reply when it starts with the code, else the "(550 ...)" part of
- * an error message, else code, enhanced code and the text.  NULL when the
+ * stored reply when it starts with the code, else the "(550 ...)" or
+ * "...: 550 ..." part of an error message, else code, enhanced code and
+ * the text.  NULL when the
  * server said nothing (code 0).
  */
 static char *
@@ -101,6 +102,11 @@ diagnostic(const struct qrcpt *r)
 		free(inner);
 		return c;
 	}
+	pat = xasprintf(": %s ", num);
+	open = strstr(reply, pat);
+	free(pat);
+	if (open)
+		return clean_line(open + 2);
 	pat = xasprintf("%d%s%s %s", r->code, r->enh[0] ? " " : "", r->enh,
 	    reply);
 	open = clean_line(pat);

@@ -716,7 +716,7 @@ flush_account(struct config *c, struct account *a, int force,
 	for (pass = 0; pass < 2; pass++) {
 		collect(c, &r, pass == 1, r.now);
 		if (r.ndue == 0)
-			break;
+			continue;     /* expiries may still have made bounces */
 		say(verbose, "account %s: %zu message%s due", a->name, r.ndue,
 		    r.ndue == 1 ? "" : "s");
 		run_workers(&r);

@@ -6,6 +6,7 @@ connection and never over max_connections; two flushes at once send
 nothing twice; `rate` leaves the excess queued; a 550 recipient of a queued
 message is bounced (RFC 3464) to the sender, and a bounce that fails is not
 bounced again; `sendmail -odb` starts a detached flush."""
+import json
 import os
 import re
 import subprocess
@@ -307,6 +308,36 @@ def test_failures(t, sb):
     sb.set_script({})
 
 
+def test_expiry(t, sb):
+    sb.write_config({"max_connections": "1", "rate": "0"})
+    sb.set_script({"rcpt": {"slowpoke@example.com": "451 4.4.1 No answer"}})
+    n0 = len(sb.messages())
+    queue(sb, ["slowpoke@example.com"], "expire-me")
+    flush(sb)
+    left = parse(listing(sb)[1])
+    t.is_(len(left), 1, "451: still queued")
+    # age it past queue_lifetime (5 days by default)
+    path = os.path.join(sb.dir, "queue", "deferred", left[0]["id"] + ".env")
+    with open(path, encoding="utf-8") as f:
+        env = json.load(f)
+    env["created"] -= 6 * 86400
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(env, f)
+    rc, out, err = flush(sb)
+    msgs = sb.messages()[n0:]
+    t.is_((rc, [m["rcpt_tos"] for m in msgs]), (0, [[USER]]),
+          "past queue_lifetime: bounced to the sender, not retried")
+    b = msgs[-1]["bytes"] if msgs else b""
+    t.ok(re.search(rb"Final-Recipient: rfc822; slowpoke@example\.com\r\n"
+                   rb"Action: failed\r\nStatus: 5\.4\.7\r\n"
+                   rb"Diagnostic-Code: smtp; 451 4\.4\.1 No answer", b),
+         "expired: the report carries 5.4.7 and the last reply", b[-900:])
+    t.like(sb.log_text(), r"to=<slowpoke@example\.com>.*status=bounced "
+           r"\(message expired after 5 days", "expiry logged as bounced")
+    t.is_(listing(sb)[1], "Mail queue is empty\n", "expired: removed")
+    sb.set_script({})
+
+
 def test_background(t, sb):
     n0 = len(sb.messages())
     env = {"BEARMAIL_BIN": os.path.join(harness.BUILDDIR, "bearmail")}
@@ -342,6 +373,7 @@ def tests(t):
         test_one_connection(t, sb)
         test_parallel(t, sb)
         test_failures(t, sb)
+        test_expiry(t, sb)
         test_background(t, sb)
         test_secrets(t, sb)
     with Sandbox() as sb:

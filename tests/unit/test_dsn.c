@@ -91,7 +91,8 @@ static const struct dcase {
 	{ "expired after temporary failures", 0, "bob@example.org", NULL,
 	  { { "c@example.com", QR_FAILED, 451, "4.4.1",
 	      "message expired: 451 4.4.1 no answer", NULL } },
-	  "Subject: s\r\n\r\n", 0, 1, { "Status: 5.4.7\r\n" }, { NULL } },
+	  "Subject: s\r\n\r\n", 0, 1, { "Status: 5.4.7\r\nDiagnostic-Code: "
+	    "smtp; 451 4.4.1 no answer\r\n" }, { NULL } },
 	{ "NOTIFY honoured", 0, "bob@example.org", NULL,
 	  { { "n@example.com", QR_FAILED, 550, "5.1.1", "550 5.1.1 x",
 	      "NEVER" },
