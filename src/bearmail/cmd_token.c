@@ -91,9 +91,8 @@ token_import(struct account *a)
 		warnx_("%s", e.msg);
 		goto out;
 	}
-	path = store_file_path(a);
-	printf("stored the token for account %s in %s (%s store)\n", a->name,
-	    path, tokens_store_name(a));
+	path = tokens_store_where(a);
+	printf("stored the token for account %s in %s\n", a->name, path);
 	free(path);
 out:
 	buf_free(&in, 1);

@@ -15,6 +15,7 @@
 struct dsession {
 	struct smtp *smtp;
 	char *relay;
+	int used;      /* a transaction has run: RSET before the next */
 	int dead;
 };
 
@@ -78,13 +79,18 @@ deliver_open(const struct account *a, FILE *verbose, struct dsession **out,
 int
 deliver_send(struct dsession *s, struct smtp_txn *t, struct bm_err *e)
 {
-	struct bm_err ignored;
-	int rc = smtp_send(s->smtp, t, e);
+	int rc;
 
-	/* reset a failed transaction for the next one; when even RSET fails
-	 * the connection cannot carry another */
-	if (rc != 0 && smtp_rset(s->smtp, &ignored) != 0)
+	/* RSET between transactions: whatever the last one left behind (a
+	 * refused DATA, a half-open envelope) is cleared first */
+	if (s->used && (rc = smtp_rset(s->smtp, e)) != 0) {
 		s->dead = 1;
+		return rc;
+	}
+	s->used = 1;
+	if ((rc = smtp_send(s->smtp, t, e)) == EX_TEMPFAIL && t->data.code == 0 &&
+	    t->mail.code / 100 == 2 && t->accepted > 0)
+		s->dead = 1;   /* lost mid-transaction */
 	return rc;
 }
 

@@ -182,9 +182,9 @@ static const struct diag table[] = {
 	  "in the app registration: Authentication > Add a platform > Mobile "
 	  "and desktop applications, redirect URI http://localhost" },
 	{ 50148, 0, NULL, NULL, "AADSTS50148",
-	  "the redirect URI does not match the registration",
-	  "in the app registration: Authentication > Add a platform > Mobile "
-	  "and desktop applications, redirect URI http://localhost" },
+	  "the PKCE code_verifier did not match the sign-in's code_challenge",
+	  "run `bearmail login {account}` again; if it repeats, report it as "
+	  "a bug" },
 	{ 50194, 0, NULL, NULL, "AADSTS50194",
 	  "the application is single-tenant but the common endpoint was used",
 	  "set tenant of account {account} to the organization's domain or "

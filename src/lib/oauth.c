@@ -265,8 +265,8 @@ static const struct aadsts_row {
 	    "registered for the application" },
 	{ 50011, EX_CONFIG, "the redirect URI is not registered for the "
 	    "application" },
-	{ 50148, EX_CONFIG, "the redirect URI is not registered for the "
-	    "application" },
+	{ 50148, EX_CONFIG, "the PKCE code_verifier did not match the "
+	    "sign-in's code_challenge: run `bearmail login %s` again" },
 	{ 50194, EX_CONFIG, "the application is single-tenant: set tenant "
 	    "in account %s" },
 	{ 9002332, EX_CONFIG, "the application is not for personal "

@@ -778,6 +778,14 @@ queue_backoff(int attempts, int throttled)
 /* --------------------------------------------------------------- debris */
 
 static int
+str_has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static int
 has_envelope(const struct queue *q, const char *id)
 {
 	size_t i;
@@ -805,8 +813,9 @@ sweep(struct queue *q, const char *sub, long long max_age, int need_env)
 		char *p, *id;
 		struct stat st;
 
-		if (de->d_name[0] == '.')
-			continue;
+		if (de->d_name[0] == '.' || (strcmp(sub, "locks") == 0 &&
+		    !str_has_suffix(de->d_name, ".lock")))
+			continue;   /* slot and rate files are never debris */
 		p = xasprintf("%s/%s", dir, de->d_name);
 		id = xstrndup(de->d_name, strcspn(de->d_name, "."));
 		if (stat(p, &st) == 0 && now - st.st_mtime > max_age &&
@@ -825,4 +834,5 @@ queue_cleanup(struct queue *q)
 {
 	sweep(q, "tmp", 86400, 0);
 	sweep(q, "data", 86400, 1);
+	sweep(q, "locks", 86400, 1);
 }
