@@ -531,7 +531,9 @@ process(struct worker *w, const struct due *d)
 		return;
 	if (!still_due(r, d, &env))
 		goto unlock;
-	if (w->open_err == NULL && rate_take(r) != 0) {
+	/* the rate counts messages handed to the server: only an open
+	 * session takes from it */
+	if (session(w) == 0 && rate_take(r) != 0) {
 		say(r->verbose, "rate limit reached (%d a minute): the rest "
 		    "waits for the next run", r->a->rate);
 		w->rate_hit = 1;
@@ -539,7 +541,7 @@ process(struct worker *w, const struct due *d)
 	}
 	memset(&at, 0, sizeof(at));
 	at.newly_failed = xcalloc(env.nrcpts + 1, 1);
-	if (session(w) != 0)
+	if (w->s == NULL)
 		note_all_later(&at, &env, w->open_err);
 	else
 		send_one(w, &env, &at);
@@ -820,7 +822,10 @@ list_one(FILE *out, struct queue *q, const struct qenv *env)
 	fprintf(out, "%-10s%c%8lld %-19.19s  %s\n", env->id, flag_of(q, env),
 	    env->size, date, s);
 	free(s);
-	if (env->last_error) {
+	if (env->state == Q_HOLD) {
+		fprintf(out, "%*s(held: `bearmail queue release %s` lets it "
+		    "go)\n", 76 - 42 - (int)strlen(env->id), "", env->id);
+	} else if (env->last_error) {
 		s = log_sanitize(env->last_error);
 		pad = 76 - (int)strlen(s);
 		fprintf(out, "%*s(%s)\n", pad > 0 ? pad : 0, "", s);

@@ -43,6 +43,7 @@ struct delivery {
 	char *fullname;
 	struct queue *q;          /* opened when first needed */
 	int spawn_flush;          /* start a background queue run at the end */
+	int queued;               /* (part of) this message went to the queue */
 };
 
 static double
@@ -364,6 +365,7 @@ enqueue(struct delivery *d, struct qenv *env, const char *why,
 		free(cause);
 		return rc;
 	}
+	d->queued = 1;
 	for (i = 0; i < env->nrcpts; i++)
 		add_addr(&to, env->rcpts[i].addr);
 	line = xasprintf("%s, queued as %s", why, env->id);
@@ -670,7 +672,8 @@ submit_message(struct config *c, const struct submit_req *r, int in_fd,
 		goto out;
 	if (r->delivery != DELIVERY_SYNC)
 		rc = queue_only(&d, e);
-	else if ((rc = send_message(&d, e)) == 0 && !d.spawn_flush)
+	else if ((rc = send_message(&d, e)) == 0 && !d.queued &&
+	    !d.spawn_flush)
 		d.spawn_flush = queue_has_due(&d);
 	if (d.spawn_flush)
 		qrun_spawn_flush(c->path, NULL);
