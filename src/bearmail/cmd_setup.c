@@ -308,26 +308,6 @@ compose(const struct setup_opts *so, const struct answers *an,
 	buf_addf(b, "\naccount default : %s\n", an->account);
 }
 
-/* mkdir -p of path's directory; the directories made are 0700. */
-static int
-make_parents(const char *path, struct bm_err *e)
-{
-	char *dir = xstrdup(path), *p;
-	int rc = 0;
-
-	for (p = strchr(dir + 1, '/'); p != NULL; p = strchr(p + 1, '/')) {
-		*p = '\0';
-		if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-			rc = err_set(e, EX_CANTCREAT, "cannot create %s: %s",
-			    dir, strerror(errno));
-			break;
-		}
-		*p = '/';
-	}
-	free(dir);
-	return rc;
-}
-
 static int
 write_tmp(const char *tmp, const struct buf *b, struct bm_err *e)
 {
@@ -358,7 +338,7 @@ write_config(const char *path, const struct buf *b, int force,
 	char *tmp = xasprintf("%s.setup.%ld", path, (long)getpid());
 	int rc;
 
-	if ((rc = make_parents(path, e)) != 0 ||
+	if ((rc = mkdir_parent(path, e)) != 0 ||
 	    (rc = write_tmp(tmp, b, e)) != 0)
 		goto out;
 	if (force ? rename(tmp, path) != 0 : link(tmp, path) != 0)

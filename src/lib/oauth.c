@@ -402,28 +402,29 @@ rec_identity(struct token_rec *t, const struct token_rec *old,
 	t->refresh_token = xstrdup(old->refresh_token);
 }
 
-/* The message for a refused refresh: error, AADSTS line, advice. */
-static int
-refresh_failed(const struct account *a, long status, const char *body,
-    const char *url, struct bm_err *e)
+int
+oauth_refused(const struct account *a, const char *what, long status,
+    const char *body, const char *url, oauth_advise_fn advise,
+    struct bm_err *e)
 {
 	struct oauth_error oe;
 	struct token_rec dummy = { 0 };
-	int rc = oauth_parse_response(body, 0, &dummy, &oe);
-	const struct oauth_error *poe = rc == 1 ? &oe : NULL;
+	int parsed = oauth_parse_response(body, 0, &dummy, &oe) == 1;
+	const struct oauth_error *poe = parsed ? &oe : NULL;
 	int code = oauth_classify(status, poe);
-	char *advice = oauth_advice(status, poe, a->name);
-	size_t n = rc == 1 ? strlen(oe.description) : 0;
+	char *advice = (advise ? advise : oauth_advice)(status, poe, a->name);
+	size_t n = parsed ? strlen(oe.description) : 0;
 
 	token_rec_clear(&dummy);
 	if (n > 0 && oe.description[n - 1] == '.')
 		oe.description[n - 1] = '\0';	/* "...: advice" follows */
-	if (poe == NULL)
-		err_set(e, code, "token refresh for account %s failed: HTTP "
-		    "%ld from %s: %s", a->name, status, url, advice);
+	if (!parsed)
+		err_set(e, code, "%s for account %s failed: HTTP %ld%s%s: %s",
+		    what, a->name, status, url ? " from " : "", url ? url : "",
+		    advice);
 	else
-		err_set(e, code, "token refresh for account %s failed: %s%s%s: "
-		    "%s", a->name, oe.error, oe.description[0] ? ": " : "",
+		err_set(e, code, "%s for account %s failed: %s%s%s: %s", what,
+		    a->name, oe.error, oe.description[0] ? ": " : "",
 		    oe.description, advice);
 	free(advice);
 	return code;
@@ -481,8 +482,8 @@ oauth_refresh(const struct account *a, const struct token_rec *old,
 		*out = t;
 		memset(&t, 0, sizeof(t));
 	} else
-		ret = refresh_failed(a, status, body.data ? body.data : "",
-		    url, e);
+		ret = oauth_refused(a, "token refresh", status, body.data ?
+		    body.data : "", url, NULL, e);
 out:
 	token_rec_clear(&t);
 	free(url);

@@ -68,6 +68,21 @@ char *oauth_advice(long http_status, const struct oauth_error *oe,
  * Returns 0, or EX_CONFIG / EX_TEMPFAIL (as oauth_classify) with a message
  * quoting the error and the AADSTS line and the advice; never a token.
  */
+/* Advice for a refused request (xmalloc'd): oauth_advice, or a flow's own. */
+typedef char *(*oauth_advise_fn)(long http_status,
+    const struct oauth_error *oe, const char *account);
+
+/*
+ * The error record for a refused token-endpoint request, in one shape for
+ * every flow: "WHAT for account A failed: error: AADSTSnnnn: ...: advice"
+ * (or "HTTP 502 from URL: advice" when the body is not Microsoft's JSON).
+ * advise NULL: oauth_advice.  url may be NULL.  Returns the code from
+ * oauth_classify.
+ */
+int oauth_refused(const struct account *a, const char *what, long status,
+    const char *body, const char *url, oauth_advise_fn advise,
+    struct bm_err *e);
+
 int oauth_refresh(const struct account *a, const struct token_rec *old,
     struct token_rec *out, struct bm_err *e);
 

@@ -66,33 +66,6 @@ advice_for(long status, const struct oauth_error *oe, const char *account)
 	    account);
 }
 
-/* The message for a refused request: error, AADSTS line, advice. */
-static int
-cc_failed(const struct account *a, long status, const char *body,
-    const char *url, struct bm_err *e)
-{
-	struct oauth_error oe;
-	struct token_rec dummy = { 0 };
-	int rc = oauth_parse_response(body, 0, &dummy, &oe);
-	const struct oauth_error *poe = rc == 1 ? &oe : NULL;
-	int code = oauth_classify(status, poe);
-	char *advice = advice_for(status, poe, a->name);
-	size_t n = poe != NULL ? strlen(oe.description) : 0;
-
-	token_rec_clear(&dummy);
-	if (n > 0 && oe.description[n - 1] == '.')
-		oe.description[n - 1] = '\0';
-	if (poe == NULL)
-		err_set(e, code, "app-only token for account %s failed: HTTP "
-		    "%ld from %s: %s", a->name, status, url, advice);
-	else
-		err_set(e, code, "app-only token for account %s failed: %s%s%s: "
-		    "%s", a->name, oe.error, oe.description[0] ? ": " : "",
-		    oe.description, advice);
-	free(advice);
-	return code;
-}
-
 /* ------------------------------------------------------- credentials */
 
 static int
@@ -198,7 +171,8 @@ take_answer(const struct account *a, long status, const char *body,
 		return 0;
 	}
 	token_rec_clear(&t);
-	return cc_failed(a, status, body, url, e);
+	return oauth_refused(a, "app-only token", status, body, url,
+	    advice_for, e);
 }
 
 int

@@ -351,32 +351,6 @@ out:
 
 /* ------------------------------------------------------------ requests */
 
-/* The error record for a refused request: error, AADSTS line, advice. */
-static int
-refused(const struct account *a, const char *what, long status,
-    const char *body, struct bm_err *e)
-{
-	struct oauth_error oe;
-	struct token_rec dummy = { 0 };
-	int parsed = oauth_parse_response(body, 0, &dummy, &oe) == 1;
-	int code = oauth_classify(status, parsed ? &oe : NULL);
-	char *advice = oauth_advice(status, parsed ? &oe : NULL, a->name);
-	size_t n = parsed ? strlen(oe.description) : 0;
-
-	token_rec_clear(&dummy);
-	if (n > 0 && oe.description[n - 1] == '.')
-		oe.description[n - 1] = '\0';
-	if (!parsed)
-		err_set(e, code, "%s for account %s failed: HTTP %ld: %s", what,
-		    a->name, status, advice);
-	else
-		err_set(e, code, "%s for account %s failed: %s%s%s: %s", what,
-		    a->name, oe.error, oe.description[0] ? ": " : "",
-		    oe.description, advice);
-	free(advice);
-	return code;
-}
-
 static int
 need(const struct account *a, const char *value, const char *key,
     struct bm_err *e)
@@ -411,8 +385,8 @@ oauth_login_device_start(const struct account *a, struct oauth_device *d,
 	if (ret != 0)
 		goto out;
 	if (status / 100 != 2)
-		ret = refused(a, "device sign-in", status, body.data ?
-		    body.data : "", e);
+		ret = oauth_refused(a, "device sign-in", status, body.data ?
+		    body.data : "", NULL, NULL, e);
 	else if (oauth_login_parse_device(body.data ? body.data : "", d,
 	    &oe) != 0)
 		ret = err_set(e, EX_PROTOCOL, "the device code answer from %s "
@@ -446,7 +420,7 @@ poll_refused(const struct account *a, long status, const char *body,
 		err_set(e, EX_CONFIG, "the identity platform does not know "
 		    "the device code: run `bearmail login %s` again", a->name);
 	else
-		refused(a, "device sign-in", status, body, e);
+		oauth_refused(a, "device sign-in", status, body, NULL, NULL, e);
 	return OAUTH_POLL_FAILED;
 }
 
@@ -508,8 +482,8 @@ oauth_login_redeem_code(const struct account *a, const char *code,
 	if (status / 100 == 2)
 		buf_add(answer, body.data ? body.data : "", body.len);
 	else
-		ret = refused(a, "sign-in", status, body.data ? body.data : "",
-		    e);
+		ret = oauth_refused(a, "sign-in", status, body.data ?
+		    body.data : "", NULL, NULL, e);
 out:
 	free(url);
 	buf_free(&body, 1);

@@ -97,26 +97,6 @@ sync_sub(const struct queue *q, const char *sub)
 
 /* -------------------------------------------------------------- open */
 
-static int
-mkdir_p(const char *dir)
-{
-	char *d = xstrdup(dir), *p;
-	int rc = 0;
-
-	for (p = d + 1; *p && rc == 0; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(d, 0700) != 0 && errno != EEXIST)
-			rc = -1;
-		*p = '/';
-	}
-	if (rc == 0 && mkdir(d, 0700) != 0 && errno != EEXIST)
-		rc = -1;
-	free(d);
-	return rc;
-}
-
 int
 queue_open(const char *dir, struct queue **out, struct bm_err *e)
 {
@@ -126,8 +106,8 @@ queue_open(const char *dir, struct queue **out, struct bm_err *e)
 	size_t i;
 
 	*out = NULL;
-	if (mkdir_p(dir) != 0)
-		return create_error(e, "create the queue directory", dir, errno);
+	if (mkdir_private(dir, e) != 0)
+		return e ? e->code : EX_CANTCREAT;
 	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
 		return create_error(e, "use the queue directory", dir,
 		    errno == EEXIST || errno == 0 ? ENOTDIR : errno);

@@ -84,26 +84,6 @@ state_free(struct acct_state *s)
 	s->last_error = NULL;
 }
 
-static int
-mkdir_p(const char *dir)
-{
-	char *d = xstrdup(dir), *p;
-	int rc = 0;
-
-	for (p = d + 1; *p && rc == 0; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(d, 0700) != 0 && errno != EEXIST)
-			rc = -1;
-		*p = '/';
-	}
-	if (rc == 0 && mkdir(d, 0700) != 0 && errno != EEXIST)
-		rc = -1;
-	free(d);
-	return rc;
-}
-
 static void
 state_save(const char *account, const struct acct_state *s)
 {
@@ -125,7 +105,7 @@ state_save(const char *account, const struct acct_state *s)
 	    json_object_new_int(s->login_needed));
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
 	tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	if (mkdir_p(dir) == 0 && (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC |
+	if (mkdir_private(dir, NULL) == 0 && (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC |
 	    O_CLOEXEC | O_NOFOLLOW, 0600)) >= 0) {
 		int ok = write_all(fd, text, strlen(text)) == 0 &&
 		    write_all(fd, "\n", 1) == 0;

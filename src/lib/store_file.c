@@ -68,34 +68,6 @@ store_file_path(const struct account *a)
 	return path;
 }
 
-/* mkdir -p the directory holding path, creating what is missing 0700. */
-static int
-make_parent(const char *path, struct bm_err *e)
-{
-	char *dir = xstrdup(path), *slash = strrchr(dir, '/'), *p;
-	int ret = 0;
-
-	if (slash == NULL || slash == dir)
-		goto out;
-	*slash = '\0';
-	for (p = dir + 1; ret == 0; p++) {
-		char c = *p;
-
-		if (c != '/' && c != '\0')
-			continue;
-		*p = '\0';
-		if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-			ret = err_set(e, EX_CANTCREAT, "cannot create directory "
-			    "%s: %s", dir, strerror(errno));
-		*p = c;
-		if (c == '\0')
-			break;
-	}
-out:
-	free(dir);
-	return ret;
-}
-
 /* ----------------------------------------------------------------- load */
 
 static int
@@ -350,7 +322,7 @@ store_file_save(const char *path, const struct token_rec *t,
 	struct buf b = BUF_INIT;
 	int fd = -1, ret;
 
-	if ((ret = make_parent(path, e)) != 0)
+	if ((ret = mkdir_parent(path, e)) != 0)
 		goto out;
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
 		ret = err_set(e, EX_CANTCREAT, "cannot create %s: %s", tmp,
@@ -394,7 +366,7 @@ store_file_lock_at(const char *lock, int *fd, struct bm_err *e)
 	int ret;
 
 	*fd = -1;
-	if ((ret = make_parent(lock, e)) != 0)
+	if ((ret = mkdir_parent(lock, e)) != 0)
 		return ret;
 	*fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
 	    0600);

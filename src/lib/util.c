@@ -416,3 +416,39 @@ util_harden(void)
 	setrlimit(RLIMIT_CORE, &rl);
 	umask(077);
 }
+
+int
+mkdir_private(const char *dir, struct bm_err *e)
+{
+	char *d = xstrdup(dir), *p;
+	int rc = 0;
+
+	for (p = strchr(d + 1, '/'); ; p = strchr(p + 1, '/')) {
+		if (p != NULL)
+			*p = '\0';
+		if (*d != '\0' && mkdir(d, 0700) != 0 && errno != EEXIST) {
+			rc = err_set(e, EX_CANTCREAT, "cannot create directory "
+			    "%s: %s", d, strerror(errno));
+			break;
+		}
+		if (p == NULL)
+			break;
+		*p = '/';
+	}
+	free(d);
+	return rc;
+}
+
+int
+mkdir_parent(const char *path, struct bm_err *e)
+{
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+	int rc = 0;
+
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		rc = mkdir_private(dir, e);
+	}
+	free(dir);
+	return rc;
+}

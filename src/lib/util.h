@@ -85,6 +85,12 @@ int err_set(struct bm_err *e, int code, const char *fmt, ...) BM_PRINTF(3, 4);
 /* Read a whole small file (at most max bytes) into a NUL-terminated string. */
 int read_small_file(const char *path, size_t max, char **out, struct bm_err *e);
 
+/* mkdir -p dir, creating what is missing with mode 0700: 0, or
+ * EX_CANTCREAT with e naming the directory that could not be made. */
+int mkdir_private(const char *dir, struct bm_err *e);
+/* The same for the directory that holds path. */
+int mkdir_parent(const char *path, struct bm_err *e);
+
 /* Write all n bytes (retrying short writes and EINTR): 0, or -1 with errno. */
 int write_all(int fd, const void *p, size_t n);
 
