@@ -396,9 +396,8 @@ print_next(const char *path, const struct answers *an, int logged_in)
 		fprintf(stderr, "Sign in with:   bearmail login %s\n",
 		    an->account);
 	fprintf(stderr, "Check it with:  bearmail doctor %s\n"
-	    "Send a test message with:\n"
-	    "  printf 'Subject: bearmail test\\n\\nIt works.\\n' | "
-	    "sendmail -i %s\n", an->account, an->address);
+	    "Send a test message with:  bearmail send-test %s %s\n",
+	    an->account, an->account, an->address);
 }
 
 /* ------------------------------------------------------------ command */

@@ -72,4 +72,26 @@ int cmd_setup(int argc, char **argv, struct config *c);
  */
 int cmd_queue(int argc, char **argv, struct config *c);
 
+/*
+ * `bearmail send-test [-v] [ACCOUNT] [RECIPIENT]`: send a short test
+ * message from the account's address to RECIPIENT (default: the account's
+ * own address) now, through the delivery path of sendmail (-v: show the
+ * SMTP dialogue, AUTH redacted), and print "sent to X via HOST:PORT" or
+ * "queued as ID: why" on stdout, or the error on stderr.  Returns what
+ * sendmail would: 0 (sent or queued), EX_USAGE, EX_CONFIG, EX_NOPERM,
+ * EX_UNAVAILABLE ...
+ */
+int cmd_send_test(int argc, char **argv, struct config *c);
+
+/*
+ * `bearmail secret set NAME`: store the secret read on stdin (a client
+ * secret, or a PEM private key; from a terminal, one line without echo)
+ * in the keyring for `client_secret_file keyring:NAME` / `client_key
+ * keyring:NAME`.  `bearmail secret delete NAME`: remove it.  No
+ * configuration is needed (c holds only the path).  Returns 0, EX_USAGE,
+ * EX_DATAERR (empty or not text), EX_CONFIG (no libsecret) or EX_TEMPFAIL
+ * (no session bus, the keyring did not answer).
+ */
+int cmd_secret(int argc, char **argv, struct config *c);
+
 #endif

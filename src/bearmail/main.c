@@ -44,11 +44,13 @@ static const struct command {
 	{ "queue", cmd_queue, "drop|hold|release|retry ID...\n"
 	    "                          remove, hold, release or retry now a "
 	    "message" },
-};
-
-/* Commands of the design that later issues bring: refused honestly. */
-static const char *const later[] = {
-	"send-test",
+	{ "send-test", cmd_send_test, "[-v] [ACCOUNT] [RECIPIENT]\n"
+	    "                          send a test message now and say what "
+	    "happened" },
+	{ "secret", cmd_secret, "set NAME         store a client secret or "
+	    "key (read on stdin)\n                          in the keyring, "
+	    "for keyring:NAME" },
+	{ "secret", cmd_secret, "delete NAME      remove it" },
 };
 
 static int
@@ -109,10 +111,11 @@ run(const struct command *cmd, const char *config, int argc, char **argv)
 	char *path = conf_find_path(config);
 	int rc;
 
-	if (cmd->run == cmd_setup) {	/* writes the file: none to load */
+	if (cmd->run == cmd_setup || cmd->run == cmd_secret) {
+		/* setup writes the file, secret needs none: nothing to load */
 		struct config none = { config ? path : NULL, NULL, NULL };
 
-		rc = cmd_setup(argc, argv, &none);
+		rc = cmd->run(argc, argv, &none);
 	} else if ((rc = conf_load(path, &c, &e)) != 0)
 		warnx_("%s", e.msg);
 	else
@@ -133,12 +136,6 @@ dispatch(const char *config, int argc, char **argv)
 	for (i = 0; i < NELEM(commands); i++)
 		if (strcmp(argv[0], commands[i].name) == 0)
 			return run(&commands[i], config, argc, argv);
-	for (i = 0; i < NELEM(later); i++)
-		if (strcmp(argv[0], later[i]) == 0) {
-			fprintf(stderr, "bearmail %s: not available in this "
-			    "version\n", argv[0]);
-			return EX_UNAVAILABLE;
-		}
 	warnx_("unknown command %s", argv[0]);
 	return usage(stderr, EX_USAGE);
 }

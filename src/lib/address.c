@@ -706,8 +706,9 @@ addr_format(const char *display, const char *addr)
 		}
 		buf_addc(&b, '"');
 	}
+	/* no control character survives: a quoted string may not hold one */
 	for (c = b.data; *c; c++)
-		if (*c == '\r' || *c == '\n')
+		if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
 			b.data[c - b.data] = ' ';
 	buf_addf(&b, " <%s>", addr);
 	return buf_steal(&b);

@@ -69,8 +69,8 @@ void addr_list_free(struct addr_list *l);
 /*
  * "Display <addr>" for a header, or "addr" when display is NULL or empty.
  * The display name is quoted (with '"' and '\' escaped) unless it is
- * already one quoted string or a phrase of atoms and encoded-words; CR and
- * LF become spaces.  xmalloc'd.
+ * already one quoted string or a phrase of atoms and encoded-words; control
+ * characters (CR and LF too; not HT) become spaces.  xmalloc'd.
  */
 char *addr_format(const char *display, const char *addr);
 

@@ -142,7 +142,7 @@ static const char *const msmtp_hints[][2] = {
 static parse_fn parse_provider, parse_host, parse_int, parse_enum,
     parse_path, parse_seconds, parse_word, parse_from, parse_ident,
     parse_url, parse_text, parse_token_store, parse_rate, parse_size,
-    parse_log, parse_secret_path;
+    parse_log, parse_secret_path, parse_secret_source;
 
 #define F(field) offsetof(struct account, field)
 
@@ -178,17 +178,17 @@ static const struct key keys[K_COUNT] = {
 	    0, 0, "client_id must be the application (client) ID of the "
 	    "app registration" },
 	[K_CLIENT_SECRET_FILE] = { "client_secret_file", S_STR,
-	    F(client_secret_file), parse_secret_path, NULL, 0, 0,
+	    F(client_secret_file), parse_secret_source, NULL, 0, 0,
 	    "client_secret_file must be an absolute path (or start with ~/), "
-	    "or credential:NAME" },
+	    "credential:NAME or keyring:NAME" },
 	[K_CLIENT_CERTIFICATE] = { "client_certificate", S_STR,
 	    F(client_certificate), parse_secret_path, NULL, 0, 0,
 	    "client_certificate must be an absolute path (or start with ~/), "
 	    "or credential:NAME" },
 	[K_CLIENT_KEY] = { "client_key", S_STR, F(client_key),
-	    parse_secret_path, NULL, 0, 0,
-	    "client_key must be an absolute path (or start with ~/), or "
-	    "credential:NAME" },
+	    parse_secret_source, NULL, 0, 0,
+	    "client_key must be an absolute path (or start with ~/), "
+	    "credential:NAME or keyring:NAME" },
 	[K_AUTHORITY] = { "authority", S_STR, F(authority), parse_url, NULL,
 	    0, 0, "authority must be an https:// URL such as "
 	    MS_AUTHORITY " (http:// only to a loopback host)" },
@@ -563,6 +563,21 @@ parse_secret_path(struct account *a, const struct key *k, const char *v)
 
 	if (strncmp(v, "credential:", strlen("credential:")) != 0)
 		return parse_path(a, k, v);
+	if (name[0] == '\0' || !all_of(name, "._-@+") || name[0] == '.')
+		return -1;
+	set_str(a, k, v);
+	return 0;
+}
+
+/* A secret's source: parse_secret_path, or keyring:NAME (a secret stored
+ * with `bearmail secret set NAME`). */
+static int
+parse_secret_source(struct account *a, const struct key *k, const char *v)
+{
+	const char *name = v + strlen("keyring:");
+
+	if (strncmp(v, "keyring:", strlen("keyring:")) != 0)
+		return parse_secret_path(a, k, v);
 	if (name[0] == '\0' || !all_of(name, "._-@+") || name[0] == '.')
 		return -1;
 	set_str(a, k, v);

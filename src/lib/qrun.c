@@ -45,7 +45,11 @@
 /* The longest header block read back for a bounce. */
 #define HEAD_MAX (1024 * 1024)
 /* The first line of a listing, as Postfix prints it. */
-#define LIST_HEADER "-Queue ID-  --Size-- ----Arrival Time---- " \
+/* queue ids are 19 characters: the first column is as wide, and the
+ * sender/recipient column starts 9 further right than Postfix's 41 */
+#define LIST_RCPT_COLUMN 50
+#define LIST_WIDTH 87
+#define LIST_HEADER "-Queue ID---------  --Size-- ----Arrival Time---- " \
 	"-Sender/Recipient-------\n"
 /* The rate file never holds more than this many bytes. */
 #define RATE_FILE_MAX 65536
@@ -819,15 +823,16 @@ list_one(FILE *out, struct queue *q, const struct qenv *env)
 	    strftime(date, sizeof(date), "%a %b %e %H:%M:%S", &tm) == 0)
 		snprintf(date, sizeof(date), "??");
 	s = log_sanitize(*env->sender ? env->sender : "MAILER-DAEMON");
-	fprintf(out, "%-10s%c%8lld %-19.19s  %s\n", env->id, flag_of(q, env),
+	fprintf(out, "%-19s%c%8lld %-19.19s  %s\n", env->id, flag_of(q, env),
 	    env->size, date, s);
 	free(s);
-	if (env->state == Q_HOLD) {
-		fprintf(out, "%*s(held: `bearmail queue release %s` lets it "
-		    "go)\n", 76 - 42 - (int)strlen(env->id), "", env->id);
-	} else if (env->last_error) {
-		s = log_sanitize(env->last_error);
-		pad = 76 - (int)strlen(s);
+	if (env->state == Q_HOLD)
+		s = xstrdup("held: `bearmail queue release` lets it go");
+	else
+		s = env->last_error ? log_sanitize(env->last_error) : NULL;
+	if (s != NULL) {
+		/* the reason right-aligned under the line, as Postfix does */
+		pad = LIST_WIDTH - 2 - (int)strlen(s);
 		fprintf(out, "%*s(%s)\n", pad > 0 ? pad : 0, "", s);
 		free(s);
 	}
@@ -835,7 +840,7 @@ list_one(FILE *out, struct queue *q, const struct qenv *env)
 		if (env->rcpts[i].state != QR_PENDING)
 			continue;
 		s = log_sanitize(env->rcpts[i].addr);
-		fprintf(out, "%41s%s\n", "", s);
+		fprintf(out, "%*s%s\n", LIST_RCPT_COLUMN, "", s);
 		free(s);
 	}
 	fputc('\n', out);

@@ -450,7 +450,9 @@ queue_enqueue(struct queue *q, struct qenv *env, const char *head,
 	int rc;
 
 	new_id(env->id, sizeof(env->id));
-	env->state = Q_NEW;
+	/* a message already tried once (the synchronous attempt) waits in
+	 * deferred/; one never tried is new */
+	env->state = env->attempts > 0 ? Q_DEFERRED : Q_NEW;
 	env->size = (long long)head_len + (body_fd >= 0 ? body_len : 0);
 	if (env->created == 0)
 		env->created = (long long)time(NULL);
@@ -461,7 +463,7 @@ queue_enqueue(struct queue *q, struct qenv *env, const char *head,
 	msg_dst = qpath(q, "data", env->id, ".msg");
 	name = xasprintf("%s.env", env->id);
 	json = env_to_json(env);
-	env_dst = qpath(q, "new", env->id, ".env");
+	env_dst = qpath(q, state_dirs[env->state], env->id, ".env");
 	if ((rc = write_tmp(q, name, json, &env_tmp, e)) != 0)
 		goto fail;
 	if ((rc = commit_rename(msg_tmp, msg_dst, e)) != 0)
@@ -470,7 +472,8 @@ queue_enqueue(struct queue *q, struct qenv *env, const char *head,
 		unlink(msg_dst);
 		goto fail;
 	}
-	if (sync_sub(q, "data") != 0 || sync_sub(q, "new") != 0) {
+	if (sync_sub(q, "data") != 0 ||
+	    sync_sub(q, state_dirs[env->state]) != 0) {
 		rc = create_error(e, "sync the queue directory", q->dir, errno);
 		unlink(env_dst);
 		unlink(msg_dst);

@@ -3,8 +3,9 @@
  * private key: the file is opened without following a symbolic link and
  * refused, with the chmod that fixes it, when anyone but its owner (the
  * caller or root) could read it.  systemd credentials (LoadCredential=,
- * $CREDENTIALS_DIRECTORY) are named `credential:NAME`.  Secret bytes are
- * wiped before their memory is released and never quoted in a message.
+ * $CREDENTIALS_DIRECTORY) are named `credential:NAME`, secrets in the
+ * keyring (store_keyring.h) `keyring:NAME`.  Secret bytes are wiped before
+ * their memory is released and never quoted in a message.
  */
 #include "config.h"
 
@@ -20,6 +21,7 @@
 #include <openssl/pem.h>
 
 #include "secrets.h"
+#include "store_keyring.h"
 
 /* Permission bits a secret file must not have: 077 for a file of ours; a
  * credential (systemd makes them 0400 or 0440 in a private directory) may
@@ -32,6 +34,13 @@ is_credential(const char *spec)
 {
 	return strncmp(spec, SECRETS_CREDENTIAL_PREFIX,
 	    strlen(SECRETS_CREDENTIAL_PREFIX)) == 0;
+}
+
+static int
+is_keyring(const char *spec)
+{
+	return strncmp(spec, SECRETS_KEYRING_PREFIX,
+	    strlen(SECRETS_KEYRING_PREFIX)) == 0;
 }
 
 /* A credential name: one path component, not "." or "..". */
@@ -49,6 +58,9 @@ secrets_path(const char *spec, const char *key, char **path,
 	const char *name, *dir;
 
 	*path = NULL;
+	if (is_keyring(spec))
+		return err_set(e, EX_CONFIG, "%s %s: a secret in the keyring "
+		    "is not a file: name a file or credential:NAME", key, spec);
 	if (!is_credential(spec)) {
 		*path = xstrdup(spec);
 		return 0;
@@ -135,6 +147,27 @@ read_fd(int fd, const char *key, const char *path, struct buf *b,
 	return 0;
 }
 
+/* keyring:NAME: the secret from the keyring, with the config key in
+ * front of the keyring's message. */
+static int
+from_keyring(const char *spec, const char *key, char **out, size_t *len,
+    struct bm_err *e)
+{
+	const char *name = spec + strlen(SECRETS_KEYRING_PREFIX);
+	char *why;
+	int ret;
+
+	if (!credential_name_ok(name))
+		return err_set(e, EX_CONFIG, "%s %s: a keyring secret's name is "
+		    "one word", key, spec);
+	if ((ret = store_keyring_secret_lookup(name, out, len, e)) == 0)
+		return 0;
+	why = xstrdup(e->msg);
+	err_set(e, ret, "%s %s", key, why);
+	free(why);
+	return ret;
+}
+
 int
 secrets_read(const char *spec, const char *key, char **out, size_t *len,
     struct bm_err *e)
@@ -144,6 +177,8 @@ secrets_read(const char *spec, const char *key, char **out, size_t *len,
 	int fd = -1, ret;
 
 	*out = NULL;
+	if (is_keyring(spec))
+		return from_keyring(spec, key, out, len, e);
 	if ((ret = secrets_path(spec, key, &path, e)) != 0)
 		goto out;
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);

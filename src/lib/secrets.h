@@ -2,8 +2,9 @@
  * secrets - reading client secrets and private keys safely: from a file
  * that only its owner (the caller or root) can read, opened without
  * following a symbolic link, or from a systemd credential
- * (`credential:NAME` = $CREDENTIALS_DIRECTORY/NAME, LoadCredential=).
- * Nothing read here ever reaches a message.
+ * (`credential:NAME` = $CREDENTIALS_DIRECTORY/NAME, LoadCredential=), or
+ * from the keyring (`keyring:NAME`, see store_keyring.h).  Nothing read
+ * here ever reaches a message.
  */
 #ifndef BEARMAIL_SECRETS_H
 #define BEARMAIL_SECRETS_H
@@ -19,12 +20,14 @@
 #define SECRETS_MAX_FILE 8192
 /* The prefix naming a systemd credential instead of a path. */
 #define SECRETS_CREDENTIAL_PREFIX "credential:"
+/* The prefix naming a secret in the keyring (`bearmail secret set NAME`). */
+#define SECRETS_KEYRING_PREFIX "keyring:"
 
 /*
  * The file spec names: spec itself, or for "credential:NAME"
  * $CREDENTIALS_DIRECTORY/NAME.  Returns 0 and a newly allocated *path, or
- * EX_CONFIG when NAME is not a plain file name or the variable is not set
- * (key names the config key, for the message).
+ * EX_CONFIG when NAME is not a plain file name, the variable is not set,
+ * or spec is keyring:NAME (key names the config key, for the message).
  */
 int secrets_path(const char *spec, const char *key, char **path,
     struct bm_err *e);
@@ -37,7 +40,10 @@ int secrets_path(const char *spec, const char *key, char **path,
  * or the group (a credential may be group-readable: 0440).  key names the
  * config key in messages ("client_secret_file").  Returns 0, or EX_CONFIG
  * with a message that names the file and the fix ("chmod 600 FILE"), never
- * its contents.
+ * its contents.  For spec "keyring:NAME" the secret comes from the keyring
+ * instead (store_keyring_secret_lookup): 0, EX_CONFIG (no such secret: the
+ * message says how to store it; no libsecret) or EX_TEMPFAIL (no session
+ * bus, the keyring did not answer).
  */
 int secrets_read(const char *spec, const char *key, char **out, size_t *len,
     struct bm_err *e);

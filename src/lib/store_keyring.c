@@ -5,6 +5,9 @@
  * memory and wiped.  libsecret's synchronous calls have no timeout of their
  * own (D-Bus allows 25 s, a prompt forever), so each runs under a deadline:
  * a timer thread cancels the call's GCancellable after a few seconds.
+ * Client secrets and keys live here too (`keyring:NAME`), schema
+ * "org.bearmail.Secret", found together with what `secret-tool store
+ * service bearmail name NAME` saves.
  */
 #include "config.h"
 
@@ -29,6 +32,29 @@ static const SecretSchema token_schema = {
 		{ "account", SECRET_SCHEMA_ATTRIBUTE_STRING },
 		{ "user", SECRET_SCHEMA_ATTRIBUTE_STRING },
 		{ "client_id", SECRET_SCHEMA_ATTRIBUTE_STRING },
+		{ NULL, SECRET_SCHEMA_ATTRIBUTE_STRING },
+	},
+};
+
+/* Client secrets: stored with this schema (xdg:schema is set) ... */
+static const SecretSchema secret_schema = {
+	.name = STORE_KEYRING_SECRET_SCHEMA,
+	.flags = SECRET_SCHEMA_NONE,
+	.attributes = {
+		{ "service", SECRET_SCHEMA_ATTRIBUTE_STRING },
+		{ "name", SECRET_SCHEMA_ATTRIBUTE_STRING },
+		{ NULL, SECRET_SCHEMA_ATTRIBUTE_STRING },
+	},
+};
+
+/* ... and looked up or removed by attributes alone, so that secret-tool's
+ * items (which carry no schema) are found as well. */
+static const SecretSchema secret_any_schema = {
+	.name = STORE_KEYRING_SECRET_SCHEMA,
+	.flags = SECRET_SCHEMA_DONT_MATCH_NAME,
+	.attributes = {
+		{ "service", SECRET_SCHEMA_ATTRIBUTE_STRING },
+		{ "name", SECRET_SCHEMA_ATTRIBUTE_STRING },
 		{ NULL, SECRET_SCHEMA_ATTRIBUTE_STRING },
 	},
 };
@@ -232,6 +258,155 @@ store_keyring_delete(const struct account *a, int *found, struct bm_err *e)
 	return ret;
 }
 
+/* ------------------------------------------------------- client secrets */
+
+#define SECRET_ADVICE "is gnome-keyring-daemon running and unlocked?"
+
+static GHashTable *
+secret_attrs(const char *name)
+{
+	GHashTable *h = g_hash_table_new(g_str_hash, g_str_equal);
+
+	g_hash_table_insert(h, (gpointer)"service",
+	    (gpointer)STORE_KEYRING_SECRET_SERVICE);
+	g_hash_table_insert(h, (gpointer)"name", (gpointer)name);
+	return h;
+}
+
+/* libsecret would try to autolaunch a bus: say plainly there is none. */
+static int
+secret_no_bus(const char *name, struct bm_err *e)
+{
+	const char *addr = getenv("DBUS_SESSION_BUS_ADDRESS");
+
+	if (addr != NULL && addr[0] != '\0')
+		return 0;
+	return err_set(e, EX_TEMPFAIL, "keyring:%s: no session bus "
+	    "($DBUS_SESSION_BUS_ADDRESS is not set), so no keyring: the "
+	    "keyring is reachable only inside a login session; for a service "
+	    "use a 0600 file or credential:NAME instead", name);
+}
+
+static int
+secret_failed(const char *name, const char *what, int expired,
+    const GError *err, struct bm_err *e)
+{
+	if (expired || (err != NULL && g_error_matches(err, G_IO_ERROR,
+	    G_IO_ERROR_CANCELLED)))
+		return err_set(e, EX_TEMPFAIL, "the keyring did not answer "
+		    "within %d s (%s the secret keyring:%s): " SECRET_ADVICE,
+		    STORE_KEYRING_TIMEOUT, what, name);
+	return err_set(e, EX_TEMPFAIL, "the keyring could not %s the secret "
+	    "keyring:%s: %s: " SECRET_ADVICE, what, name,
+	    err != NULL ? err->message : "unknown error");
+}
+
+static int
+secret_missing(const char *name, struct bm_err *e)
+{
+	return err_set(e, EX_CONFIG, "keyring:%s: no such secret in the "
+	    "keyring: store it with `bearmail secret set %s` (it reads the "
+	    "secret on stdin), or `secret-tool store --label='bearmail secret "
+	    "%s' service " STORE_KEYRING_SECRET_SERVICE " name %s`", name,
+	    name, name, name);
+}
+
+int
+store_keyring_secret_lookup(const char *name, char **out, size_t *len,
+    struct bm_err *e)
+{
+	GHashTable *attrs = NULL;
+	GError *err = NULL;
+	struct deadline d;
+	gchar *secret = NULL;
+	int expired, ret;
+
+	*out = NULL;
+	if ((ret = secret_no_bus(name, e)) != 0)
+		return ret;
+	attrs = secret_attrs(name);
+	deadline_start(&d, STORE_KEYRING_TIMEOUT);
+	secret = secret_password_lookupv_nonpageable_sync(&secret_any_schema,
+	    attrs, d.cancel, &err);
+	expired = deadline_stop(&d);
+	if (err != NULL || expired)
+		ret = secret_failed(name, "read", expired, err, e);
+	else if (secret == NULL)
+		ret = secret_missing(name, e);
+	else {
+		if (len != NULL)
+			*len = strlen(secret);
+		*out = xstrdup(secret);
+	}
+	if (secret != NULL)
+		secret_password_free(secret);
+	g_clear_error(&err);
+	g_hash_table_unref(attrs);
+	return ret;
+}
+
+/* One clear call under a deadline: 0 and *found, or EX_TEMPFAIL. */
+static int
+secret_clear(const char *name, int *found, struct bm_err *e)
+{
+	GHashTable *attrs = secret_attrs(name);
+	GError *err = NULL;
+	struct deadline d;
+	int expired, ret = 0;
+
+	deadline_start(&d, STORE_KEYRING_TIMEOUT);
+	*found = secret_password_clearv_sync(&secret_any_schema, attrs,
+	    d.cancel, &err) ? 1 : 0;
+	expired = deadline_stop(&d);
+	if (err != NULL || expired)
+		ret = secret_failed(name, "remove", expired, err, e);
+	g_clear_error(&err);
+	g_hash_table_unref(attrs);
+	return ret;
+}
+
+int
+store_keyring_secret_store(const char *name, const char *secret,
+    struct bm_err *e)
+{
+	GHashTable *attrs = NULL;
+	GError *err = NULL;
+	struct deadline d;
+	char *label = NULL;
+	gboolean stored;
+	int expired, found, ret;
+
+	if (!g_utf8_validate(secret, -1, NULL))
+		return err_set(e, EX_DATAERR, "the secret for keyring:%s is not "
+		    "text (UTF-8): store a file's path instead", name);
+	if ((ret = secret_no_bus(name, e)) != 0 ||
+	    (ret = secret_clear(name, &found, e)) != 0)
+		return ret;
+	attrs = secret_attrs(name);
+	label = xasprintf("bearmail secret %s", name);
+	deadline_start(&d, STORE_KEYRING_TIMEOUT);
+	stored = secret_password_storev_sync(&secret_schema, attrs,
+	    SECRET_COLLECTION_DEFAULT, label, secret, d.cancel, &err);
+	expired = deadline_stop(&d);
+	if (!stored || expired)
+		ret = secret_failed(name, "store", expired, err, e);
+	g_clear_error(&err);
+	free(label);
+	g_hash_table_unref(attrs);
+	return ret;
+}
+
+int
+store_keyring_secret_delete(const char *name, int *found, struct bm_err *e)
+{
+	int ret;
+
+	*found = 0;
+	if ((ret = secret_no_bus(name, e)) != 0)
+		return ret;
+	return secret_clear(name, found, e);
+}
+
 #else	/* !HAVE_LIBSECRET */
 
 static int
@@ -269,6 +444,39 @@ store_keyring_delete(const struct account *a, int *found, struct bm_err *e)
 {
 	*found = 0;
 	return no_libsecret(a, e);
+}
+
+static int
+no_libsecret_secret(const char *name, struct bm_err *e)
+{
+	return err_set(e, EX_CONFIG, "keyring:%s: this bearmail was built "
+	    "without libsecret, so there is no keyring: keep the secret in a "
+	    "0600 file or a systemd credential (credential:NAME)", name);
+}
+
+int
+store_keyring_secret_lookup(const char *name, char **out, size_t *len,
+    struct bm_err *e)
+{
+	*out = NULL;
+	if (len != NULL)
+		*len = 0;
+	return no_libsecret_secret(name, e);
+}
+
+int
+store_keyring_secret_store(const char *name, const char *secret,
+    struct bm_err *e)
+{
+	(void)secret;
+	return no_libsecret_secret(name, e);
+}
+
+int
+store_keyring_secret_delete(const char *name, int *found, struct bm_err *e)
+{
+	*found = 0;
+	return no_libsecret_secret(name, e);
 }
 
 #endif

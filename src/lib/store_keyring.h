@@ -55,4 +55,44 @@ int store_keyring_save(const struct account *a, const struct token_rec *t,
 int store_keyring_delete(const struct account *a, int *found,
     struct bm_err *e);
 
+/* ------------------------------------------------ client secrets and keys */
+
+/* The schema of the secrets `bearmail secret set` stores (attributes
+ * service = "bearmail" and name), for messages and docs. */
+#define STORE_KEYRING_SECRET_SCHEMA "org.bearmail.Secret"
+#define STORE_KEYRING_SECRET_SERVICE "bearmail"
+
+/*
+ * The secret called name (`client_secret_file keyring:NAME`, `client_key
+ * keyring:NAME`): one lookup for the attributes service=bearmail and
+ * name=NAME whatever the item's schema, so that it finds both what
+ * store_keyring_secret_store saved and what `secret-tool store
+ * --label=X service bearmail name NAME` saved.  The secret is read into
+ * non-pageable memory and copied to *out (NUL-terminated, *len bytes; len
+ * may be NULL; release with wipe_free).  Returns 0; EX_CONFIG when there
+ * is no such secret (the message says how to store one) or libsecret is
+ * missing; EX_TEMPFAIL when there is no session bus, or the keyring did
+ * not answer within STORE_KEYRING_TIMEOUT seconds or refused.
+ */
+int store_keyring_secret_lookup(const char *name, char **out, size_t *len,
+    struct bm_err *e);
+
+/*
+ * Store secret (len bytes of text, no NUL) as name in the default
+ * collection, schema STORE_KEYRING_SECRET_SCHEMA, label "bearmail secret
+ * NAME", replacing every item store_keyring_secret_lookup would find for
+ * that name.  Returns 0, EX_DATAERR (not UTF-8 text), EX_CONFIG or
+ * EX_TEMPFAIL as store_keyring_secret_lookup.
+ */
+int store_keyring_secret_store(const char *name, const char *secret,
+    struct bm_err *e);
+
+/*
+ * Remove every item store_keyring_secret_lookup would find for name;
+ * *found says whether there was one.  Returns 0 (also when there was
+ * none), EX_CONFIG or EX_TEMPFAIL.
+ */
+int store_keyring_secret_delete(const char *name, int *found,
+    struct bm_err *e);
+
 #endif

@@ -168,7 +168,8 @@ def test_setup(t, sb):
                  "authority    " + sb.authority, "account default : work"):
         t.ok(line in text, "setup: config has '%s'" % line, diag=text)
     t.like(err, r"bearmail login work", "setup: says how to sign in")
-    t.like(err, r"sendmail -i bob@contoso\.example", "setup: test command")
+    t.like(err, r"bearmail send-test work bob@contoso\.example",
+           "setup: test command")
 
     rc, err = run_setup(sb, "\n\nbob@contoso.example\n%s\n\n\n" % CLIENT_ID)
     t.is_(rc, 73, "setup: refuses to overwrite")

@@ -17,9 +17,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "servers"))
 from harness import PY, Sandbox, run_tests  # noqa: E402
+import keyring  # noqa: E402
 
 MSG = b"Subject: keyring\n\nhello\n"
-KEYRING_PASSWORD = b"bearmail-test\n"   # a throwaway keyring's password
 MARK = "BEARMAIL_KEYRING_TEST_INNER"
 
 # A Secret Service that owns org.freedesktop.secrets and never replies.
@@ -57,58 +57,6 @@ for it in items:
           it.get_label())
     print("SECRET", json.dumps(it.get_secret().get_text()))
 """
-
-
-def reexec_under_dbus():
-    """Run this file again inside its own session bus."""
-    if os.environ.get(MARK):
-        return None
-    if shutil.which("dbus-run-session") is None:
-        return "dbus-run-session is not installed"
-    env = dict(os.environ, **{MARK: "1"})
-    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
-    p = subprocess.run(["dbus-run-session", "--", PY, os.path.abspath(
-        __file__)], env=env, stderr=subprocess.PIPE)
-    err = p.stderr.decode("utf-8", "replace")
-    # dbus-daemon complains it cannot raise its fd limit: harmless
-    for line in err.splitlines():
-        if "Failed to set fd limit" not in line:
-            print(line, file=sys.stderr)
-    sys.exit(p.returncode)
-
-
-def start_keyring(home, run):
-    """gnome-keyring-daemon in the foreground, unlocked; (proc, error)."""
-    if shutil.which("gnome-keyring-daemon") is None:
-        return None, "gnome-keyring-daemon is not installed"
-    env = dict(os.environ, HOME=home, XDG_RUNTIME_DIR=run,
-               XDG_DATA_HOME=os.path.join(home, "data"))
-    printed = os.path.join(home, "gnome-keyring-daemon.out")
-    with open(printed, "wb") as out:
-        proc = subprocess.Popen(
-            ["gnome-keyring-daemon", "--foreground", "--unlock",
-             "--components=secrets"], stdin=subprocess.PIPE, stdout=out,
-            stderr=subprocess.DEVNULL, env=env)
-    proc.stdin.write(KEYRING_PASSWORD)
-    proc.stdin.close()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return None, "gnome-keyring-daemon exited with %d" % proc.returncode
-        if lookup("nonexistent") is not None:
-            break
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        proc.wait()
-        return None, "the keyring did not come up within 10 s"
-    # export what it printed (nothing for the secrets component alone)
-    with open(printed, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if "=" in line:
-                k, v = line.strip().split("=", 1)
-                os.environ[k] = v
-    return proc, None
 
 
 def lookup(account):
@@ -263,7 +211,7 @@ def tests(t):
     with Sandbox(seed=False) as sb:
         home = os.path.join(sb.dir, "keyring-home")
         os.makedirs(home, mode=0o700)
-        proc, why = start_keyring(home, os.path.join(sb.dir, "run"))
+        proc, why = keyring.start(home, os.path.join(sb.dir, "run"))
         if proc is None:
             for name in ("keyring: import and lookup",
                          "keyring: refresh stored in the keyring",
@@ -275,13 +223,12 @@ def tests(t):
             keyring_tests(t, sb, bus)
             auto_tests(t, sb, bus)
         finally:
-            proc.kill()
-            proc.wait()
+            keyring.stop(proc)
         silent_tests(t, sb)
 
 
 if __name__ == "__main__":
-    WHY = reexec_under_dbus()
+    WHY = keyring.reexec_under_dbus(__file__, MARK)
     if WHY:
         print("1..0 # SKIP %s" % WHY)
         sys.exit(0)

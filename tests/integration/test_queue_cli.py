@@ -18,14 +18,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 import harness  # noqa: E402
 from harness import Sandbox, run_tests, USER  # noqa: E402
 
-HEADER = ("-Queue ID-  --Size-- ----Arrival Time---- "
+HEADER = ("-Queue ID---------  --Size-- ----Arrival Time---- "
           "-Sender/Recipient-------")
 ENTRY = re.compile(
     r"^(?P<id>[0-9A-F]{10,})(?P<flag>[ *!]) *(?P<size>\d+) "
     r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) "
     r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d "
     r"\d\d:\d\d:\d\d  (?P<sender>\S+)$")
-RCPT = re.compile(r"^ {41}(?P<rcpt>\S+)$")
+RCPT = re.compile(r"^ {50}(?P<rcpt>\S+)$")
 REASON = re.compile(r"^ *\((?P<why>.*)\)$")
 
 

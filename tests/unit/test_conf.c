@@ -71,7 +71,7 @@ static const char presets[] =
     "account app\n"
     "  oauth_flow client_credentials\n"
     "  tenant contoso.onmicrosoft.com\n"
-    "  client_secret_file /etc/bearmail/secret\n"
+    "  client_secret_file keyring:app-secret\n"
     "  user app@contoso.com\n  " CID
     "account cert\n"
     "  oauth_flow client_credentials\n"
@@ -133,6 +133,9 @@ field(const struct account *a, const char *f, char *out, size_t n)
 		snprintf(out, n, "%d", (int)a->client_assertion_alg);
 	else if (strcmp(f, "client_key") == 0)
 		snprintf(out, n, "%s", a->client_key ? a->client_key : "(null)");
+	else if (strcmp(f, "client_secret_file") == 0)
+		snprintf(out, n, "%s", a->client_secret_file ?
+		    a->client_secret_file : "(null)");
 	else if (strcmp(f, "log") == 0)
 		snprintf(out, n, "%d:%s", (int)a->log,
 		    a->log_file ? a->log_file : "-");
@@ -197,6 +200,7 @@ static const struct {
 	{ 2, "app", "oauth_flow", "1" },
 	{ 2, "app", "scope", "[https://outlook.office365.com/.default]" },
 	{ 2, "app", "client_assertion_alg", "0" },
+	{ 2, "app", "client_secret_file", "keyring:app-secret" },
 	{ 2, "cert", "client_assertion_alg", "1" },
 	{ 2, "cert", "client_key", "credential:app.key" },
 	{ 2, "sov", "port", "465" },
@@ -335,10 +339,20 @@ static const struct {
 	{ ACC "client_assertion_alg es256\n",
 	  "t.conf:4: client_assertion_alg must be ps256 or rs256" },
 	{ ACC "client_key credential:../k\n", "t.conf:4: client_key must be "
-	  "an absolute path (or start with ~/), or credential:NAME" },
+	  "an absolute path (or start with ~/), credential:NAME or "
+	  "keyring:NAME" },
+	{ ACC "client_key keyring:\n", "t.conf:4: client_key must be "
+	  "an absolute path (or start with ~/), credential:NAME or "
+	  "keyring:NAME" },
 	{ ACC "client_secret_file secret.txt\n", "t.conf:4: "
-	  "client_secret_file must be an absolute path (or start with ~/), or "
-	  "credential:NAME" },
+	  "client_secret_file must be an absolute path (or start with ~/), "
+	  "credential:NAME or keyring:NAME" },
+	{ ACC "client_secret_file keyring:a/b\n", "t.conf:4: "
+	  "client_secret_file must be an absolute path (or start with ~/), "
+	  "credential:NAME or keyring:NAME" },
+	{ ACC "client_certificate keyring:c\n", "t.conf:4: "
+	  "client_certificate must be an absolute path (or start with ~/), "
+	  "or credential:NAME" },
 	{ ACC "account x\n", "t.conf:4: account \"x\" is defined twice" },
 	{ ACC "account y : z\n", "t.conf:4: account \"z\" is not defined above" },
 	{ ACC "account y :\n",
