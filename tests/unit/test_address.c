@@ -312,6 +312,7 @@ static const struct format_case format_cases[] = {
 	{ "say \"hi\"", "a@x", "\"say \\\"hi\\\"\" <a@x>" },
 	{ "back\\slash", "a@x", "\"back\\\\slash\" <a@x>" },
 	{ "line\r\nBcc: x", "a@x", "\"line  Bcc: x\" <a@x>" },
+	{ "ctl\001in\177name", "a@x", "\"ctl in name\" <a@x>" },
 	{ "J\xc3\xb6rg", "a@x", "J\xc3\xb6rg <a@x>" },
 	{ "\"half", "a@x", "\"\\\"half\" <a@x>" },
 	{ "a (b)", "a@x", "\"a (b)\" <a@x>" },
