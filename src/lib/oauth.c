@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 
 #include "http.h"
+#include "jsonx.h"
 #include "oauth.h"
 
 #define DEFAULT_AUTHORITY "https://login.microsoftonline.com"
@@ -42,55 +43,6 @@ dup_or_null(const char *s)
 }
 
 /* ---------------------------------------------------------------- JSON */
-
-/* A whole document that must be an object, or NULL. */
-static struct json_object *
-json_parse_object(const char *s)
-{
-	struct json_tokener *tok = json_tokener_new_ex(16);
-	struct json_object *o;
-	size_t len = strlen(s), end;
-
-	if (tok == NULL)
-		return NULL;
-	o = json_tokener_parse_ex(tok, s, (int)(len > 0x7fffffff ? 0 : len));
-	end = json_tokener_get_parse_end(tok);
-	if (json_tokener_get_error(tok) != json_tokener_success ||
-	    s[end + strspn(s + end, " \t\r\n")] != '\0' ||
-	    !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		o = NULL;
-	}
-	json_tokener_free(tok);
-	return o;
-}
-
-/* Member key: 0 absent (or null), 1 a string in *out, -1 another type. */
-static int
-json_str(struct json_object *o, const char *key, const char **out)
-{
-	struct json_object *v;
-
-	*out = NULL;
-	if (!json_object_object_get_ex(o, key, &v) || v == NULL)
-		return 0;
-	if (!json_object_is_type(v, json_type_string))
-		return -1;
-	*out = json_object_get_string(v);
-	return 1;
-}
-
-/* Overwrite a secret string member before the object is released. */
-static void
-json_wipe(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (json_object_object_get_ex(o, key, &v) &&
-	    json_object_is_type(v, json_type_string))
-		wipe((char *)json_object_get_string(v),
-		    (size_t)json_object_get_string_len(v));
-}
 
 /* Copy s into dst (size n): first line only, controls turned into '?'. */
 static void
@@ -133,8 +85,8 @@ parse_error(struct json_object *o, struct oauth_error *oe)
 	const char *err, *desc;
 	int64_t v;
 
-	if (json_str(o, "error", &err) != 1 ||
-	    json_str(o, "error_description", &desc) < 0)
+	if (jsonx_str(o, "error", &err) != 1 ||
+	    jsonx_str(o, "error_description", &desc) < 0)
 		return -1;
 	if (oe == NULL)
 		return 1;
@@ -180,11 +132,11 @@ parse_success(struct json_object *o, long long now, struct token_rec *t)
 	const char *access, *type, *refresh, *scope;
 	long long secs;
 
-	if (json_str(o, "access_token", &access) < 0 ||
-	    json_str(o, "token_type", &type) < 0 ||
+	if (jsonx_str(o, "access_token", &access) < 0 ||
+	    jsonx_str(o, "token_type", &type) < 0 ||
 	    (type != NULL && strcasecmp(type, "Bearer") != 0) ||
-	    json_str(o, "refresh_token", &refresh) < 0 ||
-	    json_str(o, "scope", &scope) < 0 ||
+	    jsonx_str(o, "refresh_token", &refresh) < 0 ||
+	    jsonx_str(o, "scope", &scope) < 0 ||
 	    parse_expires(o, &secs) != 0)
 		return -1;
 	/* an answer with only a refresh token (what `token import` may be
@@ -216,15 +168,15 @@ oauth_parse_response(const char *json, long long now, struct token_rec *t,
 	struct json_object *o;
 	int rc;
 
-	if (json == NULL || (o = json_parse_object(json)) == NULL)
+	if (json == NULL || (o = jsonx_parse_object(json)) == NULL)
 		return -1;
 	if (json_object_object_get_ex(o, "error", NULL))
 		rc = parse_error(o, oe);
 	else
 		rc = parse_success(o, now, t);
-	json_wipe(o, "access_token");
-	json_wipe(o, "refresh_token");
-	json_wipe(o, "id_token");
+	jsonx_wipe(o, "access_token");
+	jsonx_wipe(o, "refresh_token");
+	jsonx_wipe(o, "id_token");
 	json_object_put(o);
 	return rc;
 }

@@ -16,6 +16,7 @@
 
 #include "base64.h"
 #include "http.h"
+#include "jsonx.h"
 #include "oauth_login.h"
 
 #define VERIFIER_BYTES 48	/* 64 characters: RFC 7636 allows 43-128 */
@@ -263,20 +264,6 @@ oauth_device_clear(struct oauth_device *d)
 	memset(d, 0, sizeof(*d));
 }
 
-/* A string member: 1 and a copy in *out, 0 absent, -1 another type. */
-static int
-get_str(struct json_object *o, const char *key, char **out)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v) || v == NULL)
-		return 0;
-	if (!json_object_is_type(v, json_type_string))
-		return -1;
-	*out = xstrdup(json_object_get_string(v));
-	return 1;
-}
-
 /* A number member (or a string of digits) in [1, max]; absent: dflt. */
 static int
 get_num(struct json_object *o, const char *key, long long dflt,
@@ -311,11 +298,11 @@ sanitize(char *s)
 static int
 device_fields(struct json_object *o, struct oauth_device *d)
 {
-	if (get_str(o, "device_code", &d->device_code) != 1 ||
-	    get_str(o, "user_code", &d->user_code) != 1 ||
-	    (get_str(o, "verification_uri", &d->verification_uri) != 1 &&
-	    get_str(o, "verification_url", &d->verification_uri) != 1) ||
-	    get_str(o, "message", &d->message) < 0 ||
+	if (jsonx_strdup(o, "device_code", &d->device_code) != 1 ||
+	    jsonx_strdup(o, "user_code", &d->user_code) != 1 ||
+	    (jsonx_strdup(o, "verification_uri", &d->verification_uri) != 1 &&
+	    jsonx_strdup(o, "verification_url", &d->verification_uri) != 1) ||
+	    jsonx_strdup(o, "message", &d->message) < 0 ||
 	    get_num(o, "expires_in", 900, &d->expires_in) != 0 ||
 	    get_num(o, "interval", OAUTH_LOGIN_INTERVAL, &d->interval) != 0 ||
 	    d->device_code[0] == '\0' || d->user_code[0] == '\0')

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <json.h>
-
+#include "jsonx.h"
 #include "queue.h"
 
 #define ENVELOPE_MAX (4 * 1024 * 1024)
@@ -244,23 +244,19 @@ env_to_json(const struct qenv *env)
 static char *
 get_s(struct json_object *o, const char *k)
 {
-	struct json_object *v;
+	char *s = NULL;
 
-	if (!json_object_object_get_ex(o, k, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return xstrdup(json_object_get_string(v));
+	jsonx_strdup(o, k, &s);
+	return s;
 }
 
 static long long
 get_i(struct json_object *o, const char *k)
 {
-	struct json_object *v;
+	long long v = 0;
 
-	if (!json_object_object_get_ex(o, k, &v) ||
-	    !json_object_is_type(v, json_type_int))
-		return 0;
-	return (long long)json_object_get_int64(v);
+	jsonx_int(o, k, LLONG_MIN, LLONG_MAX, &v);
+	return v;
 }
 
 static int

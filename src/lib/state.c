@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <json.h>
-
+#include "jsonx.h"
 #include "state.h"
 #include "util.h"
 
@@ -42,18 +42,16 @@ state_path(const char *account)
 static long long
 get_ll(struct json_object *o, const char *k)
 {
-	struct json_object *v;
+	long long v = 0;
 
-	if (!json_object_object_get_ex(o, k, &v) ||
-	    !json_object_is_type(v, json_type_int))
-		return 0;
-	return (long long)json_object_get_int64(v);
+	jsonx_int(o, k, LLONG_MIN, LLONG_MAX, &v);
+	return v;
 }
 
 int
 state_load(const char *account, struct acct_state *s)
 {
-	struct json_object *o, *v;
+	struct json_object *o;
 	char *path = state_path(account), *text = NULL;
 
 	memset(s, 0, sizeof(*s));
@@ -66,9 +64,7 @@ state_load(const char *account, struct acct_state *s)
 		s->last_delivery = get_ll(o, "last_delivery");
 		s->last_error_at = get_ll(o, "last_error_at");
 		s->login_needed = get_ll(o, "login_needed") != 0;
-		if (json_object_object_get_ex(o, "last_error", &v) &&
-		    json_object_is_type(v, json_type_string))
-			s->last_error = xstrdup(json_object_get_string(v));
+		jsonx_strdup(o, "last_error", &s->last_error);
 	}
 	json_object_put(o);
 out:

@@ -18,6 +18,7 @@
 
 #include <json-c/json.h>
 
+#include "jsonx.h"
 #include "store_file.h"
 
 /* ----------------------------------------------------------------- path */
@@ -137,39 +138,24 @@ read_fd(int fd, const char *path, struct buf *b, struct bm_err *e)
 	return ret;
 }
 
-/* String member into *dst: 0 ok (absent or null: NULL), -1 wrong type. */
+/* String member into *dst: 0 ok (absent or null: NULL), -1 wrong type.
+ * The tokens are wiped in the parsed object once copied. */
 static int
 get_str(struct json_object *o, const char *key, char **dst)
 {
-	struct json_object *v;
+	int rc = jsonx_strdup(o, key, dst);
 
-	if (!json_object_object_get_ex(o, key, &v) || v == NULL)
-		return 0;
-	if (!json_object_is_type(v, json_type_string))
-		return -1;
-	*dst = xstrdup(json_object_get_string(v));
-	if (strcmp(key, "access_token") == 0 ||
-	    strcmp(key, "refresh_token") == 0)
-		wipe((char *)json_object_get_string(v),
-		    (size_t)json_object_get_string_len(v));
-	return 0;
+	if (rc == 1 && (strcmp(key, "access_token") == 0 ||
+	    strcmp(key, "refresh_token") == 0))
+		jsonx_wipe(o, key);
+	return rc < 0 ? -1 : 0;
 }
 
 static int
 get_time(struct json_object *o, const char *key, long long *dst)
 {
-	struct json_object *v;
-	int64_t n;
-
-	if (!json_object_object_get_ex(o, key, &v) || v == NULL)
-		return 0;
-	if (!json_object_is_type(v, json_type_int))
-		return -1;
-	n = json_object_get_int64(v);
-	if (n < 0 || n > 253402300799LL)	/* year 9999 */
-		return -1;
-	*dst = n;
-	return 0;
+	/* up to the year 9999 */
+	return jsonx_int(o, key, 0, 253402300799LL, dst) < 0 ? -1 : 0;
 }
 
 static int
