@@ -486,7 +486,17 @@ deliver(struct session *s, int fd)
 
 	code = s->ops->deliver(s->ctx, s->sender, s->rcpts, s->nrcpts, fd,
 	    s->eightbit, &e);
-	if (code == 0)
+	if (code == 0 && e.msg[0] != '\0') {
+		/* delivered is the default; the submit path may say more
+		 * ("queued as ID") - one line, no control characters */
+		char *line = xasprintf("250 2.0.0 Ok: %s", e.msg), *p;
+
+		for (p = line; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = ' ';
+		reply(s, "%s", line);
+		free(line);
+	} else if (code == 0)
 		reply(s, "250 2.0.0 Ok: delivered");
 	else
 		reply_failure(s, code, &e, "Error: delivery failed");

@@ -32,7 +32,9 @@ struct bsmtp_ops {
 	 * close-on-exec, positioned at 0; the bytes are the lines exactly as
 	 * received, with their line endings; bsmtp closes it afterwards).
 	 * eightbit: BSMTP_8BITMIME | BSMTP_SMTPUTF8 as declared by the client.
-	 * 0 when delivered (or durably queued); else a sysexits code, e->msg.
+	 * 0 when delivered (or durably queued; e->msg may then say so, e.g.
+	 * "queued as ID", and becomes the 250 reply's text); else a sysexits
+	 * code, e->msg.
 	 */
 	int (*deliver)(void *ctx, const char *sender, char **rcpts,
 	    size_t nrcpts, int data_fd, int eightbit, struct bm_err *e);

@@ -44,6 +44,7 @@ struct delivery {
 	struct queue *q;          /* opened when first needed */
 	int spawn_flush;          /* start a background queue run at the end */
 	int queued;               /* (part of) this message went to the queue */
+	char queue_id[32];        /*   under this id */
 };
 
 static double
@@ -366,6 +367,7 @@ enqueue(struct delivery *d, struct qenv *env, const char *why,
 		return rc;
 	}
 	d->queued = 1;
+	snprintf(d->queue_id, sizeof(d->queue_id), "%s", env->id);
 	for (i = 0; i < env->nrcpts; i++)
 		add_addr(&to, env->rcpts[i].addr);
 	line = xasprintf("%s, queued as %s", why, env->id);
@@ -677,6 +679,12 @@ submit_message(struct config *c, const struct submit_req *r, int in_fd,
 		d.spawn_flush = queue_has_due(&d);
 	if (d.spawn_flush)
 		qrun_spawn_flush(c->path, NULL);
+	/* success: e says where the message went when it is not delivered
+	 * yet (the -bs reply quotes it); nothing stale from a retried step */
+	if (rc == 0 && d.queued)
+		err_set(e, 0, "queued as %s", d.queue_id);
+	else if (rc == 0)
+		e->msg[0] = '\0';
 out:
 	delivery_free(&d);
 	return rc;

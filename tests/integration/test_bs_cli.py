@@ -86,6 +86,18 @@ def tests(t):
                                             "libjson", "libsecret")),
              "the sendmail shim links no network or crypto library")
 
+        # the server down: the message is queued and the reply says so
+        sb.write_config({"port": "1"})
+        rc, out, err = dialogue(sb, ["HELO app", "MAIL FROM:<%s>" % USER,
+                                     "RCPT TO:<q@example.com>", "DATA",
+                                     "Subject: later", "", "x", ".", "QUIT"])
+        done = [l for l in out if l.startswith("250 2.0.0")]
+        t.ok(len(done) == 1 and re.search(r"Ok: queued as [0-9A-F]{19}$",
+                                          done[0]),
+             "-bs: a queued message is answered 250 'queued as ID' (%s)" %
+             done)
+        sb.write_config({})
+
         # a config others can read is refused
         os.chmod(sb.cfg, 0o644)
         rc, _, err = sb.run_sendmail(["x@example.com"], b"Subject: x\n\nx\n")
