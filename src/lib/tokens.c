@@ -44,8 +44,8 @@ tokens_store_where(const struct account *a)
 	return where;
 }
 
-static int
-is_fresh(const struct token_rec *t, long long now)
+int
+tokens_is_fresh(const struct token_rec *t, long long now)
 {
 	return t->access_token != NULL && t->access_token[0] != '\0' &&
 	    t->expires_at - now >= TOKENS_MIN_LIFETIME;
@@ -100,7 +100,7 @@ refresh_locked(const struct account *a, struct store *s, int force,
 
 	if ((ret = store_lock(s, e)) != 0 || (ret = load(a, s, &cur, e)) != 0)
 		goto out;
-	reuse = is_fresh(&cur, (long long)time(NULL)) && (!force ||
+	reuse = tokens_is_fresh(&cur, (long long)time(NULL)) && (!force ||
 	    (stale != NULL && strcmp(cur.access_token, stale) != 0));
 	if (reuse) {
 		*token = xstrdup(cur.access_token);
@@ -141,7 +141,7 @@ get_token(const struct account *a, int force, const char *stale,
 	*token = NULL;
 	store_open(a, &s);
 	if (!force && (ret = load(a, &s, &t, e)) == 0 &&
-	    is_fresh(&t, (long long)time(NULL)))
+	    tokens_is_fresh(&t, (long long)time(NULL)))
 		*token = xstrdup(t.access_token);
 	else if (force || ret == 0)
 		ret = refresh_locked(a, &s, force, stale, token, e);

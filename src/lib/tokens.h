@@ -15,6 +15,11 @@
 /* Refresh when the access token has less than this left (seconds). */
 #define TOKENS_MIN_LIFETIME 600
 
+struct token_rec;
+/* Whether t's access token may be used at time now: it exists and has at
+ * least TOKENS_MIN_LIFETIME seconds left. */
+int tokens_is_fresh(const struct token_rec *t, long long now);
+
 /*
  * A valid access token for the account in *token (newly allocated: release
  * it with wipe_free).  Returns 0; EX_CONFIG when there is no token ("no

@@ -184,7 +184,8 @@ def silent_tests(t, sb):
             "DBUS_SESSION_BUS_ADDRESS": addr}, timeout=60)
         took = time.monotonic() - t0
         t.is_(rc, 75, "silent keyring: `bearmail token` fails (75)")
-        t.ok(took < 10, "silent keyring: within 10 s (%.1f s)" % took)
+        # a hang guard (the timeout is 5 s), generous for a loaded machine
+        t.ok(took < 30, "silent keyring: gives up, no hang (%.1f s)" % took)
         t.is_(err.decode(), "bearmail: the keyring did not answer within "
               "5 s (read the token of account work): is "
               "gnome-keyring-daemon running and unlocked? or set "
@@ -194,8 +195,8 @@ def silent_tests(t, sb):
         rc, out, err = sb.run_bearmail(["token"], env={
             "DBUS_SESSION_BUS_ADDRESS": addr}, timeout=60)
         took = time.monotonic() - t0
-        t.ok(rc == 75 and took < 10, "silent keyring with auto: 75 within "
-             "10 s (%d, %.1f s)" % (rc, took))
+        t.ok(rc == 75 and took < 30, "silent keyring with auto: 75, no "
+             "hang (%d, %.1f s)" % (rc, took))
     finally:
         for p in (service, daemon):
             if p is not None:

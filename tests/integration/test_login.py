@@ -186,7 +186,7 @@ def device_tests(t, sb):
     p, lines, code = start_login(sb, [])
     rc, out, err = finish(p, lines)
     t.is_(rc, 78, "device, no display: its own clock stops it at expires_in")
-    t.ok(code is not None and time.monotonic() - began < 20,
+    t.ok(code is not None and time.monotonic() - began < 60,
          "no display and no flag: the device flow is used")
     t.like(err, r"code expired", "short expires_in: the message says so")
     control(sb, "config", {"device_expires_in": 900})
@@ -306,7 +306,8 @@ def browser_tests(t, sb):
                                  env=dict(NO_DISPLAY, BROWSER="true"))
     took = time.monotonic() - began
     t.is_(rc, 75, "browser timeout: exit 75")
-    t.ok(1.5 < took < 10, "browser timeout: after about 2 s (%.1f)" % took)
+    # not before the 2 s timeout; the upper bound only guards a hang
+    t.ok(1.5 < took < 40, "browser timeout: after about 2 s (%.1f)" % took)
     t.like(err.decode(), r"within 2 s", "browser timeout: the message")
 
     rc, _, err = sb.run_bearmail(["login", "--browser", "--timeout", "1"],

@@ -293,7 +293,9 @@ test_policy(void)
 		const char *token;	/* expected, when want == 0 */
 	} cases[] = {
 		{ "fresh token reused", "AT", 3000, 0, NULL, 0, "AT" },
-		{ "exactly 10 minutes left", "AT", 600, 0, NULL, 0, "AT" },
+		/* a few seconds' margin: the clock may tick while the test
+		 * runs; the exact boundary is test_freshness's */
+		{ "just over 10 minutes left", "AT", 605, 0, NULL, 0, "AT" },
 		{ "9 minutes left: refresh", "AT", 540, 0, NULL, EX_TEMPFAIL,
 		  NULL },
 		{ "expired: refresh", "AT", -60, 0, NULL, EX_TEMPFAIL, NULL },
@@ -330,6 +332,35 @@ test_policy(void)
 		token_rec_clear(&t);
 		wipe_free(tok);
 		free(store);
+	}
+}
+
+static void
+test_freshness(void)
+{
+	static const struct {
+		const char *access;
+		long long expires_at;
+		int want;
+	} cases[] = {
+		{ "AT", 1000000 + 600, 1 },	/* exactly 10 minutes: usable */
+		{ "AT", 1000000 + 599, 0 },	/* a second less: refresh */
+		{ "AT", 1000000 + 3600, 1 },
+		{ "AT", 1000000, 0 },
+		{ "AT", 0, 0 },
+		{ "", 1000000 + 3600, 0 },
+		{ NULL, 1000000 + 3600, 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct token_rec t = { 0 };
+
+		t.access_token = (char *)cases[i].access;
+		t.expires_at = cases[i].expires_at;
+		is_int(tokens_is_fresh(&t, 1000000), cases[i].want,
+		    "fresh(%s, %lld s left)", cases[i].access ? cases[i].access :
+		    "NULL", cases[i].expires_at - 1000000);
 	}
 }
 
@@ -582,15 +613,16 @@ test_keyring_timeout(void)
 	setenv("DBUS_SESSION_BUS_ADDRESS", address ? address : "", 1);
 	t0 = time(NULL);
 	is_int(store_keyring_available(), 0, "a silent bus: no keyring");
-	ok(time(NULL) - t0 <= STORE_KEYRING_PROBE_TIMEOUT + 1,
-	    "a silent bus: the probe gives up in time (%lds)",
+	/* a hang guard, not a speed test: generous on a loaded machine */
+	ok(time(NULL) - t0 <= 4 * STORE_KEYRING_PROBE_TIMEOUT,
+	    "a silent bus: the probe gives up, does not hang (%lds)",
 	    (long)(time(NULL) - t0));
 #ifdef HAVE_LIBSECRET
 	t0 = time(NULL);
 	is_int(store_keyring_load(&a, &t, &e), EX_TEMPFAIL,
 	    "a silent bus: load fails");
-	ok(time(NULL) - t0 <= STORE_KEYRING_TIMEOUT + 1,
-	    "a silent bus: load gives up in time (%lds)",
+	ok(time(NULL) - t0 <= 4 * STORE_KEYRING_TIMEOUT,
+	    "a silent bus: load gives up, does not hang (%lds)",
 	    (long)(time(NULL) - t0));
 	is_str(e.msg, "the keyring did not answer within 5 s (read the token "
 	    "of account work): is gnome-keyring-daemon running and unlocked? "
@@ -651,6 +683,7 @@ main(void)
 	test_symlink();
 	test_import();
 	test_policy();
+	test_freshness();
 	test_no_token();
 	cleanup();
 	return done_testing();
