@@ -351,6 +351,29 @@ def test_background(t, sb):
          "-odb: the detached flush delivered it")
 
 
+def test_opportunistic(t, sb):
+    """A successful synchronous delivery starts a background run for what
+    is due in the queue."""
+    t.is_(listing(sb)[1], "Mail queue is empty\n", "opportunistic: start "
+          "from an empty queue")
+    rc, _ = queue(sb, ["waiting@example.com"], "was waiting")
+    t.is_(rc, 0, "opportunistic: one message queued (due now)")
+    rc, _, err = sb.run_sendmail(["-i", "now@example.com"],
+                                 b"Subject: sent now\n\nhi\n")
+    t.is_(rc, 0, "opportunistic: a synchronous delivery succeeds")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "was waiting" not in subjects(sb):
+        time.sleep(0.1)
+    t.ok("was waiting" in subjects(sb),
+         "opportunistic: the queued message went out in the background")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and \
+            listing(sb)[1] != "Mail queue is empty\n":
+        time.sleep(0.1)
+    t.is_(listing(sb)[1], "Mail queue is empty\n",
+          "opportunistic: the queue is empty afterwards")
+
+
 def test_secrets(t, sb):
     queue(sb, ["v@example.com"], "verbose")
     rc, out, err = flush(sb, "-v")
@@ -375,6 +398,7 @@ def tests(t):
         test_failures(t, sb)
         test_expiry(t, sb)
         test_background(t, sb)
+        test_opportunistic(t, sb)
         test_secrets(t, sb)
     with Sandbox() as sb:
         test_rate(t, sb)
