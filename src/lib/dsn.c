@@ -332,17 +332,6 @@ dsn_build(const struct qenv *env, const char *account_addr,
 	return 0;
 }
 
-static int
-has_8bit(const char *p, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if ((unsigned char)p[i] >= 0x80)
-			return 1;
-	return 0;
-}
-
 /* The Message-ID field's value of a report we built. */
 static char *
 header_msgid(const char *msg)
@@ -374,9 +363,8 @@ dsn_enqueue_bounce(struct queue *q, const struct account *a,
 	b.account = xstrdup(a->name);
 	b.sender = xstrdup(account_address(a));
 	b.is_bounce = 1;
-	b.eightbit = has_8bit(msg.data, msg.len);
-	b.smtputf8 = has_8bit(env->sender, strlen(env->sender)) ||
-	    has_8bit(b.sender, strlen(b.sender));
+	/* SMTPUTF8 follows from the addresses: the SMTP client sees to it */
+	b.eightbit = mem_has_8bit(msg.data, msg.len);
 	qenv_add_rcpt(&b, env->sender, NULL);
 	b.msgid = header_msgid(msg.data);
 	rc = queue_enqueue(q, &b, msg.data, msg.len, -1, 0, 0, e);

@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <limits.h>
 #include <string.h>
 
 #include "jsonx.h"
@@ -70,6 +71,24 @@ jsonx_int(struct json_object *o, const char *key, long long min,
 		return -1;
 	*out = n;
 	return 1;
+}
+
+long long
+jsonx_get_int(struct json_object *o, const char *key)
+{
+	long long v = 0;
+
+	jsonx_int(o, key, LLONG_MIN, LLONG_MAX, &v);
+	return v;
+}
+
+char *
+jsonx_get_strdup(struct json_object *o, const char *key)
+{
+	char *s = NULL;
+
+	jsonx_strdup(o, key, &s);
+	return s;
 }
 
 void

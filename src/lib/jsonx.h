@@ -25,6 +25,11 @@ int jsonx_strdup(struct json_object *o, const char *key, char **out);
 int jsonx_int(struct json_object *o, const char *key, long long min,
     long long max, long long *out);
 
+/* Lenient reads for records bearmail wrote itself: the value, or 0 /
+ * NULL when the member is absent or of another type. */
+long long jsonx_get_int(struct json_object *o, const char *key);
+char *jsonx_get_strdup(struct json_object *o, const char *key);
+
 /* Overwrite a string member in place (a secret) before the release. */
 void jsonx_wipe(struct json_object *o, const char *key);
 

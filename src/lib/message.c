@@ -58,17 +58,6 @@ spool_write(int fd, const char *p, size_t n, const char *dir,
 	    dir, strerror(errno));
 }
 
-static int
-has_8bit(const char *p, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if ((unsigned char)p[i] >= 0x80)
-			return 1;
-	return 0;
-}
-
 /* Write out's bytes to the spool and account for them. */
 static int
 spool_out(struct message *m, struct buf *out, const char *dir,
@@ -77,7 +66,7 @@ spool_out(struct message *m, struct buf *out, const char *dir,
 	int r;
 
 	if (!m->eightbit)
-		m->eightbit = has_8bit(out->data, out->len);
+		m->eightbit = mem_has_8bit(out->data, out->len);
 	r = spool_write(m->fd, out->data, out->len, dir, e);
 	m->size += (long long)out->len;
 	buf_reset(out);
@@ -506,7 +495,7 @@ msg_complete(struct message *m, const struct msg_policy *p, struct bm_err *e)
 	free(m->head);
 	m->head_len = b.len;
 	m->head = buf_steal(&b);
-	if (has_8bit(m->head, m->head_len))
+	if (mem_has_8bit(m->head, m->head_len))
 		m->eightbit = 1;
 	return 0;
 }

@@ -390,7 +390,6 @@ txn_init(struct smtp_txn *t, const struct qenv *env, size_t *map,
 		t->rcpts[t->nrcpts++].notify = env->rcpts[i].notify;
 	}
 	t->eightbit = env->eightbit;
-	t->smtputf8 = env->smtputf8;
 	t->dsn_ret = env->dsn_ret;
 	t->dsn_envid = env->dsn_envid;
 	t->body_fd = data_fd;

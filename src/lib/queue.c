@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,7 +216,6 @@ env_to_json(const struct qenv *env)
 	add_str(o, "dsn_ret", env->dsn_ret);
 	add_str(o, "dsn_envid", env->dsn_envid);
 	add_int(o, "eightbit", env->eightbit);
-	add_int(o, "smtputf8", env->smtputf8);
 	add_int(o, "error_mode_mail", env->error_mode_mail);
 	add_int(o, "is_bounce", env->is_bounce);
 	add_int(o, "warned", env->warned);
@@ -241,35 +239,17 @@ env_to_json(const struct qenv *env)
 	return s;
 }
 
-static char *
-get_s(struct json_object *o, const char *k)
-{
-	char *s = NULL;
-
-	jsonx_strdup(o, k, &s);
-	return s;
-}
-
-static long long
-get_i(struct json_object *o, const char *k)
-{
-	long long v = 0;
-
-	jsonx_int(o, k, LLONG_MIN, LLONG_MAX, &v);
-	return v;
-}
-
 static int
 rcpt_from_json(struct json_object *ro, struct qrcpt *r)
 {
-	char *st = get_s(ro, "state"), *enh = get_s(ro, "enh");
+	char *st = jsonx_get_strdup(ro, "state"), *enh = jsonx_get_strdup(ro, "enh");
 	size_t i;
 
 	memset(r, 0, sizeof(*r));
-	r->addr = get_s(ro, "addr");
-	r->notify = get_s(ro, "notify");
-	r->reply = get_s(ro, "reply");
-	r->code = (int)get_i(ro, "code");
+	r->addr = jsonx_get_strdup(ro, "addr");
+	r->notify = jsonx_get_strdup(ro, "notify");
+	r->reply = jsonx_get_strdup(ro, "reply");
+	r->code = (int)jsonx_get_int(ro, "code");
 	if (enh)
 		snprintf(r->enh, sizeof(r->enh), "%s", enh);
 	for (i = 0; st && i < NELEM(rcpt_states); i++)
@@ -291,27 +271,26 @@ env_from_json(const char *text, struct qenv *env)
 	memset(env, 0, sizeof(*env));
 	if (o == NULL || !json_object_is_type(o, json_type_object))
 		goto out;
-	if ((id = get_s(o, "id")) == NULL || strlen(id) >= sizeof(env->id)) {
+	if ((id = jsonx_get_strdup(o, "id")) == NULL || strlen(id) >= sizeof(env->id)) {
 		free(id);
 		goto out;
 	}
 	snprintf(env->id, sizeof(env->id), "%s", id);
 	free(id);
-	env->account = get_s(o, "account");
-	env->sender = get_s(o, "sender");
-	env->msgid = get_s(o, "msgid");
-	env->created = get_i(o, "created");
-	env->next_try = get_i(o, "next_try");
-	env->attempts = (int)get_i(o, "attempts");
-	env->last_error = get_s(o, "last_error");
-	env->dsn_ret = get_s(o, "dsn_ret");
-	env->dsn_envid = get_s(o, "dsn_envid");
-	env->eightbit = (int)get_i(o, "eightbit");
-	env->smtputf8 = (int)get_i(o, "smtputf8");
-	env->error_mode_mail = (int)get_i(o, "error_mode_mail");
-	env->is_bounce = (int)get_i(o, "is_bounce");
-	env->warned = (int)get_i(o, "warned");
-	env->size = get_i(o, "size");
+	env->account = jsonx_get_strdup(o, "account");
+	env->sender = jsonx_get_strdup(o, "sender");
+	env->msgid = jsonx_get_strdup(o, "msgid");
+	env->created = jsonx_get_int(o, "created");
+	env->next_try = jsonx_get_int(o, "next_try");
+	env->attempts = (int)jsonx_get_int(o, "attempts");
+	env->last_error = jsonx_get_strdup(o, "last_error");
+	env->dsn_ret = jsonx_get_strdup(o, "dsn_ret");
+	env->dsn_envid = jsonx_get_strdup(o, "dsn_envid");
+	env->eightbit = (int)jsonx_get_int(o, "eightbit");
+	env->error_mode_mail = (int)jsonx_get_int(o, "error_mode_mail");
+	env->is_bounce = (int)jsonx_get_int(o, "is_bounce");
+	env->warned = (int)jsonx_get_int(o, "warned");
+	env->size = jsonx_get_int(o, "size");
 	if (env->sender == NULL || env->account == NULL ||
 	    !json_object_object_get_ex(o, "rcpts", &arr) ||
 	    !json_object_is_type(arr, json_type_array))

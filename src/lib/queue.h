@@ -51,7 +51,6 @@ struct qenv {
 	char *dsn_ret;
 	char *dsn_envid;
 	int eightbit;
-	int smtputf8;
 	int error_mode_mail;     /* -oem: bounce even when the caller waited */
 	int is_bounce;           /* a DSN we made: never bounce it */
 	int warned;              /* the delay warning was sent */

@@ -823,15 +823,6 @@ has_crlf(const char *p)
 }
 
 static int
-non_ascii(const char *p)
-{
-	for (; *p; p++)
-		if ((unsigned char)*p >= 0x80)
-			return 1;
-	return 0;
-}
-
-static int
 valid_notify(const char *p)
 {
 	if (*p == '\0')
@@ -853,7 +844,7 @@ txn_check(const struct smtp_txn *t, int *utf8, struct bm_err *e)
 	if (has_crlf(t->sender))
 		return err_set(e, EX_USAGE, "the sender address holds a line "
 		    "break");
-	*utf8 = t->smtputf8 || non_ascii(t->sender);
+	*utf8 = t->smtputf8 || mem_has_8bit(t->sender, strlen(t->sender));
 	for (i = 0; i < t->nrcpts; i++) {
 		if (t->rcpts[i].addr == NULL || has_crlf(t->rcpts[i].addr))
 			return err_set(e, EX_USAGE, "recipient %zu is missing "
@@ -861,7 +852,8 @@ txn_check(const struct smtp_txn *t, int *utf8, struct bm_err *e)
 		if (t->rcpts[i].notify && !valid_notify(t->rcpts[i].notify))
 			return err_set(e, EX_USAGE, "invalid DSN NOTIFY value "
 			    "for %s", t->rcpts[i].addr);
-		*utf8 |= non_ascii(t->rcpts[i].addr);
+		*utf8 |= mem_has_8bit(t->rcpts[i].addr,
+		    strlen(t->rcpts[i].addr));
 	}
 	if (t->dsn_ret && strcasecmp(t->dsn_ret, "FULL") != 0 &&
 	    strcasecmp(t->dsn_ret, "HDRS") != 0)

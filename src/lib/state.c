@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,15 +38,6 @@ state_path(const char *account)
 	return p;
 }
 
-static long long
-get_ll(struct json_object *o, const char *k)
-{
-	long long v = 0;
-
-	jsonx_int(o, k, LLONG_MIN, LLONG_MAX, &v);
-	return v;
-}
-
 int
 state_load(const char *account, struct acct_state *s)
 {
@@ -60,10 +50,10 @@ state_load(const char *account, struct acct_state *s)
 	if ((o = json_tokener_parse(text)) == NULL)
 		goto out;
 	if (json_object_is_type(o, json_type_object)) {
-		s->last_refresh = get_ll(o, "last_refresh");
-		s->last_delivery = get_ll(o, "last_delivery");
-		s->last_error_at = get_ll(o, "last_error_at");
-		s->login_needed = get_ll(o, "login_needed") != 0;
+		s->last_refresh = jsonx_get_int(o, "last_refresh");
+		s->last_delivery = jsonx_get_int(o, "last_delivery");
+		s->last_error_at = jsonx_get_int(o, "last_error_at");
+		s->login_needed = jsonx_get_int(o, "login_needed") != 0;
 		jsonx_strdup(o, "last_error", &s->last_error);
 	}
 	json_object_put(o);

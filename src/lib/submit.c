@@ -242,22 +242,6 @@ complete_message(struct delivery *d, struct bm_err *e)
 	return 0;
 }
 
-static int
-needs_smtputf8(const struct delivery *d)
-{
-	const unsigned char *p;
-	size_t i;
-
-	for (p = (const unsigned char *)d->sender; *p; p++)
-		if (*p >= 0x80)
-			return 1;
-	for (i = 0; i < d->rcpts.n; i++)
-		for (p = (const unsigned char *)d->rcpts.v[i].addr; *p; p++)
-			if (*p >= 0x80)
-				return 1;
-	return 0;
-}
-
 static void
 log_result(struct delivery *d, const char *to, const char *status,
     const char *reply)
@@ -340,7 +324,6 @@ env_init(struct delivery *d, struct qenv *env)
 	env->dsn_ret = d->r->ret ? xstrdup(d->r->ret) : NULL;
 	env->dsn_envid = d->r->envid ? xstrdup(d->r->envid) : NULL;
 	env->eightbit = d->m.eightbit || d->r->body_8bit;
-	env->smtputf8 = needs_smtputf8(d);
 	env->error_mode_mail = d->r->error_mode == ERRMODE_MAIL;
 }
 
@@ -545,7 +528,6 @@ txn_init(struct delivery *d, struct smtp_txn *t)
 		t->rcpts[i].notify = d->r->notify;
 	}
 	t->eightbit = d->m.eightbit || d->r->body_8bit;
-	t->smtputf8 = needs_smtputf8(d);
 	t->dsn_ret = d->r->ret;
 	t->dsn_envid = d->r->envid;
 	t->head = d->m.head;

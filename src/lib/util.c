@@ -299,6 +299,18 @@ str_to_seconds(const char *s, long long *out)
 }
 
 int
+mem_has_8bit(const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (c[i] >= 0x80)
+			return 1;
+	return 0;
+}
+
+int
 str_has_prefix_ci(const char *s, const char *prefix)
 {
 	return strncasecmp(s, prefix, strlen(prefix)) == 0;

@@ -61,6 +61,8 @@ void buf_free(struct buf *b, int secret);
 char *buf_steal(struct buf *b);
 
 /* --- string helpers --- */
+/* Whether any of the n bytes at p is 8-bit (>= 0x80). */
+int mem_has_8bit(const void *p, size_t n);
 /* Parse a whole decimal number into *out within [min, max]; 0 on success. */
 int str_to_ll(const char *s, long long min, long long max, long long *out);
 /* Parse a size such as 35M, 512k, 1G, 1000; 0 on success. */
