@@ -703,6 +703,7 @@ flush_account(struct config *c, struct account *a, int force,
 {
 	struct runner r;
 	char *dir = queue_dir_for(a);
+	long long start;
 	int rc, pass;
 
 	memset(&r, 0, sizeof(r));
@@ -710,16 +711,17 @@ flush_account(struct config *c, struct account *a, int force,
 	r.force = force;
 	r.only = only;
 	r.verbose = verbose;
-	r.now = (long long)time(NULL);
+	r.now = start = (long long)time(NULL);
 	rc = queue_open(dir, &r.q, e);
 	free(dir);
 	if (rc != 0)
 		return rc;
 	log_setup(a);
 	queue_cleanup(r.q);
-	/* the bounces this run makes go out in a second pass */
+	/* the bounces this run makes go out in a second pass: those made
+	 * since the run began, however long its first pass took */
 	for (pass = 0; pass < 2; pass++) {
-		collect(c, &r, pass == 1, r.now);
+		collect(c, &r, pass == 1, start);
 		if (r.ndue == 0)
 			continue;     /* expiries may still have made bounces */
 		say(verbose, "account %s: %zu message%s due", a->name, r.ndue,

@@ -292,6 +292,24 @@ def test_failures(t, sb):
            "the refusal is logged as bounced")
     t.is_(listing(sb)[1], "Mail queue is empty\n", "nothing left queued")
 
+    # a bounce made early in a flush goes out in the same flush, however
+    # long the rest of it takes: one connection, and each data reply takes
+    # over a second, so the flush's first pass ends in a later second than
+    # the one the bounce was made in
+    sb.write_config({"max_connections": "1"})
+    sb.set_script({"rcpt": {"bad@example.com": "550 5.1.1 User unknown"},
+                   "delay": {"data": 1.2}})
+    n0 = len(sb.messages())
+    queue(sb, ["good@example.com", "bad@example.com"], "early-bounce")
+    queue(sb, ["good@example.com"], "slow-second")
+    rc, out, err = flush(sb)
+    t.is_([m["rcpt_tos"] for m in sb.messages()[n0:]],
+          [["good@example.com"], ["good@example.com"], [USER]],
+          "a bounce made in a slow flush's first pass goes out in its second")
+    t.is_(listing(sb)[1], "Mail queue is empty\n",
+          "a slow flush leaves no bounce behind")
+    sb.write_config()
+
     # a bounce that fails is not bounced again
     sb.set_script({"rcpt": {"bad@example.com": "550 5.1.1 User unknown",
                             USER: "550 5.1.1 Mailbox gone"}})
