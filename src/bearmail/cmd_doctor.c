@@ -5,7 +5,8 @@
  * (RFC 3207), the server's certificate, the access token (and, when it is
  * a JWT, its audience, scopes or roles, user, application and expiry) and
  * AUTH with it (RFC 4954; then RSET and QUIT: no mail is ever sent).
- * Each failure prints its likely cause and fix from the catalogue (diag.h).
+ * Each failure prints its likely cause and fix: the catalogue row the
+ * failure policy found for it (verdict.h).
  * Exit status: 0, or the sysexits code of the first failure.
  */
 #include "config.h"
@@ -25,12 +26,12 @@
 
 #include "commands.h"
 #include "conf.h"
-#include "diag.h"
 #include "jwtinfo.h"
 #include "oauth.h"
 #include "smtp.h"
 #include "store.h"
 #include "tokens.h"
+#include "verdict.h"
 
 #define DOCTOR_TIMEOUT 30
 
@@ -85,7 +86,8 @@ info(struct doctor *d, const char *fmt, ...)
 
 /* A failure: the line, then the catalogue's cause and fix when known. */
 static void BM_PRINTF(4, 5)
-fail(struct doctor *d, int code, const struct diag *g, const char *fmt, ...)
+fail(struct doctor *d, int code, const struct trouble *g, const char *fmt,
+    ...)
 {
 	va_list ap;
 	char *fix;
@@ -97,7 +99,7 @@ fail(struct doctor *d, int code, const struct diag *g, const char *fmt, ...)
 		d->first = code ? code : EX_SOFTWARE;
 	if (g == NULL)
 		return;
-	fix = diag_fix(g, d->a->user, d->a->name);
+	fix = verdict_fix(g, d->a->user, d->a->name);
 	printf("      cause: %s\n      fix:   %s\n", g->cause, fix);
 	free(fix);
 }
@@ -121,7 +123,7 @@ static void
 check_store(struct doctor *d)
 {
 	struct token_rec t = { 0 };
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct store s;
 	struct stat st;
 	int rc;
@@ -132,11 +134,11 @@ check_store(struct doctor *d)
 		ok_(d, "token store %s %s: empty (app-only: a token is fetched "
 		    "when needed)", store_name(&s), store_where(&s));
 	else if (rc == EX_NOINPUT)
-		fail(d, EX_CONFIG, diag_find("no token for account"),
+		fail(d, EX_CONFIG, verdict_row_kind(VK_NO_TOKEN),
 		    "token store %s %s: no token for account %s",
 		    store_name(&s), store_where(&s), d->a->name);
 	else if (rc != 0)
-		fail(d, rc, diag_find(e.msg), "token store %s: %s",
+		fail(d, rc, e.v.row, "token store %s: %s",
 		    store_name(&s), e.msg);
 	else if (s.kind == STORE_FILE && stat(s.path, &st) == 0)
 		ok_(d, "token store file %s (mode %04o)", s.path,
@@ -187,7 +189,7 @@ check_dns(struct doctor *d)
 	hints.ai_socktype = SOCK_STREAM;
 	snprintf(port, sizeof(port), "%d", d->o.port);
 	if ((rc = getaddrinfo(d->o.host, port, &hints, &res)) != 0) {
-		fail(d, EX_TEMPFAIL, diag_find("cannot resolve host"),
+		fail(d, EX_TEMPFAIL, verdict_row_kind(VK_RESOLVE),
 		    "DNS: cannot resolve host %s: %s", d->o.host,
 		    gai_strerror(rc));
 		return -1;
@@ -207,20 +209,20 @@ static void
 check_starttls(struct doctor *d)
 {
 	struct smtp_opts plain = d->o;
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct smtp *s = NULL;
 	int rc;
 
 	plain.tls = TLS_OFF;
 	if ((rc = smtp_open(&s, &plain, &e)) != 0) {
-		fail(d, rc, diag_find(e.msg), "connect: %s", e.msg);
+		fail(d, rc, e.v.row, "connect: %s", e.msg);
 		return;
 	}
 	ok_(d, "connect %s:%d", d->o.host, d->o.port);
 	if (smtp_has_ext(s, "STARTTLS"))
 		ok_(d, "STARTTLS offered");
 	else
-		fail(d, EX_TEMPFAIL, diag_find("does not offer STARTTLS"),
+		fail(d, EX_TEMPFAIL, verdict_row_kind(VK_NO_STARTTLS),
 		    "%s: server does not offer STARTTLS", d->o.host);
 	smtp_close(s);
 }
@@ -229,11 +231,11 @@ check_starttls(struct doctor *d)
 static void
 check_tls(struct doctor *d)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	int rc;
 
 	if ((rc = smtp_open(&d->s, &d->o, &e)) != 0) {
-		fail(d, rc, diag_find(e.msg), "%s", e.msg);
+		fail(d, rc, e.v.row, "%s", e.msg);
 		return;
 	}
 	if (d->o.tls == TLS_OFF)
@@ -287,14 +289,14 @@ check_claims(struct doctor *d, const struct jwtinfo *j)
 	if (jwtinfo_aud_is_exchange(j))
 		ok_(d, "token audience %s", j->aud);
 	else
-		fail(d, EX_CONFIG, diag_smtp(535, "5.7.3", NULL),
+		fail(d, EX_CONFIG, verdict_row_reply(535, "5.7.3", NULL),
 		    "token audience %s is not Exchange Online (scope of "
 		    "account %s?)", j->aud ? j->aud : "(none)", d->a->name);
 	if (jwtinfo_has_permission(j, "SMTP.Send") ||
 	    jwtinfo_has_permission(j, "SMTP.SendAsApp"))
 		ok_(d, "token permissions: %s", j->scp ? j->scp : j->roles);
 	else
-		fail(d, EX_CONFIG, diag_smtp(535, "5.7.3", NULL), "token "
+		fail(d, EX_CONFIG, verdict_row_reply(535, "5.7.3", NULL), "token "
 		    "has neither SMTP.Send nor SMTP.SendAsApp (scp: %s; "
 		    "roles: %s): add the API permission Office 365 Exchange "
 		    "Online > SMTP.Send", j->scp ? j->scp : "none",
@@ -315,12 +317,12 @@ check_claims(struct doctor *d, const struct jwtinfo *j)
 static void
 check_token(struct doctor *d)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct jwtinfo j;
 	int rc;
 
 	if ((rc = tokens_get(d->a, &d->token, &e)) != 0) {
-		fail(d, rc, diag_find(e.msg), "access token: %s", e.msg);
+		fail(d, rc, e.v.row, "access token: %s", e.msg);
 		return;
 	}
 	ok_(d, "access token obtained (%s store)", tokens_store_name(d->a));
@@ -344,21 +346,16 @@ mech_name(enum auth_mech m)
 }
 
 static void
-auth_failed(struct doctor *d, struct smtp *s, int rc, const char *msg)
+auth_failed(struct doctor *d, int rc, const struct bm_err *e)
 {
-	const struct smtp_reply *r = smtp_last_reply(s);
-	const struct diag *g = NULL;
-
-	if (r->code >= 400)
-		g = diag_smtp(r->code, r->enh, r->text);
-	fail(d, rc, g ? g : diag_find(msg), "AUTH %s as %s refused: %s",
-	    mech_name(d->a->auth), d->a->user, msg);
+	fail(d, rc, e->v.row, "AUTH %s as %s refused: %s",
+	    mech_name(d->a->auth), d->a->user, e->msg);
 }
 
 static void
 check_auth(struct doctor *d)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	int rc;
 
 	if (d->s == NULL || d->token == NULL) {
@@ -368,7 +365,7 @@ check_auth(struct doctor *d)
 	}
 	if ((rc = smtp_auth(d->s, d->a->auth, d->a->user, d->token,
 	    &e)) != 0)
-		auth_failed(d, d->s, rc, e.msg);
+		auth_failed(d, rc, &e);
 	else {
 		ok_(d, "AUTH %s as %s accepted", mech_name(d->a->auth),
 		    d->a->user);

@@ -353,7 +353,7 @@ static int
 browser_wait(const struct account *a, struct browser_login *b,
     long long timeout, char **code, struct bm_err *e)
 {
-	long long deadline = loopback_now_ms() + timeout * 1000;
+	long long deadline = util_monotonic_ms() + timeout * 1000;
 	char *line;
 	int fd, ret;
 
@@ -415,11 +415,11 @@ progress(long long left, long long *last_line)
 static void
 device_wait(long long interval, long long deadline, long long *last_line)
 {
-	long long end = loopback_now_ms() + interval * 1000, now;
+	long long end = util_monotonic_ms() + interval * 1000, now;
 
 	if (end > deadline)
 		end = deadline;
-	while ((now = loopback_now_ms()) < end) {
+	while ((now = util_monotonic_ms()) < end) {
 		progress((deadline - now + 999) / 1000, last_line);
 		sleep_ms(end - now < 1000 ? end - now : 1000);
 	}
@@ -444,7 +444,7 @@ device_poll_loop(const struct account *a, struct oauth_device *d,
 
 	for (;;) {
 		device_wait(interval, deadline, &last_line);
-		if (loopback_now_ms() >= deadline)
+		if (util_monotonic_ms() >= deadline)
 			return err_set(e, EX_CONFIG, "the code expired before "
 			    "sign-in finished: run `bearmail login %s` again",
 			    a->name);
@@ -477,7 +477,7 @@ device_flow(const struct account *a, long long timeout, struct buf *answer,
 		return ret;
 	device_prompt(&d);
 	secs = timeout > 0 && timeout < d.expires_in ? timeout : d.expires_in;
-	ret = device_poll_loop(a, &d, loopback_now_ms() + secs * 1000, answer,
+	ret = device_poll_loop(a, &d, util_monotonic_ms() + secs * 1000, answer,
 	    e);
 	if (isatty(STDERR_FILENO))
 		fputc('\n', stderr);
@@ -511,7 +511,7 @@ store(const struct account *a, const char *json, struct bm_err *e)
 static int
 login(const struct account *a, const struct login_opts *o)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct buf answer = BUF_INIT;
 	enum login_mode mode = o->mode == MODE_AUTO ? auto_mode() : o->mode;
 	int ret;

@@ -14,7 +14,7 @@
 int
 cmd_logout(int argc, char **argv, struct config *c)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct account *a;
 	int rc;
 

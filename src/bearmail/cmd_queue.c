@@ -23,7 +23,7 @@ queue_usage(void)
 static int
 do_list(struct config *c)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	int rc = qrun_list(c, stdout, &e);
 
 	if (rc != 0)
@@ -36,7 +36,7 @@ do_list(struct config *c)
 static int
 do_flush(int argc, char **argv, struct config *c)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	const char *account = NULL;
 	FILE *verbose = NULL;
 	int i, force = 0, rc;
@@ -62,7 +62,7 @@ do_flush(int argc, char **argv, struct config *c)
 static int
 do_admin(int argc, char **argv, struct config *c)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	int i, rc = 0, r;
 
 	if (argc < 2)

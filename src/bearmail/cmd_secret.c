@@ -155,7 +155,7 @@ secret_delete(const char *name, struct bm_err *e)
 int
 cmd_secret(int argc, char **argv, struct config *c)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	int rc;
 
 	(void)c;

@@ -173,6 +173,7 @@ deliver(struct config *c, struct account *a, const struct test_args *t,
     const char *to, int fd, struct bm_err *e)
 {
 	struct submit_req r;
+	struct submit_result res;
 	char *words[1], *saved = c->default_account;
 	int rc;
 
@@ -187,7 +188,7 @@ deliver(struct config *c, struct account *a, const struct test_args *t,
 	r.nwords = 1;
 	r.received = now_seconds();
 	c->default_account = a->name;
-	rc = submit_message(c, &r, fd, e);
+	rc = submit_message(c, &r, fd, &res, e);
 	c->default_account = saved;
 	return rc;
 }
@@ -219,7 +220,7 @@ report(const struct account *a, const char *to, const char *msgid, int rc,
 int
 cmd_send_test(int argc, char **argv, struct config *c)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct test_args t;
 	struct account *a;
 	struct buf m = BUF_INIT;

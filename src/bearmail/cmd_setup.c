@@ -207,7 +207,7 @@ guid_from_document(const char *json)
 static char *
 discover_tenant(const struct setup_opts *so, const char *domain)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct buf body = BUF_INIT;
 	char *url, *guid = NULL;
 	long status = 0;
@@ -368,7 +368,7 @@ static int
 offer_login(const char *path, const struct answers *an, int *done)
 {
 	char *argv[] = { "login", an->account, NULL };
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct config *c = NULL;
 	char *yes;
 	int rc;
@@ -482,7 +482,7 @@ cmd_setup(int argc, char **argv, struct config *c)
 {
 	struct setup_opts so = { NULL, NULL, 0, 0 };
 	struct answers an = { NULL, NULL, NULL, NULL, NULL, NULL };
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct buf text = BUF_INIT;
 	char *path = target_path(c);
 	struct stat st;

@@ -67,7 +67,7 @@ static void
 show_token(const struct account *a, struct seen *seen)
 {
 	struct token_rec t = { 0 };
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct store s;
 	long long now = (long long)time(NULL), left;
 	int app = a->oauth_flow == FLOW_CLIENT_CREDENTIALS, rc;
@@ -104,7 +104,7 @@ static void
 show_queue(const struct account *a)
 {
 	char *dir = queue_dir_for(a);
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct queue *q = NULL;
 	struct qenv *v = NULL;
 	size_t n = 0, i, mine = 0, deferred = 0, held = 0;

@@ -73,7 +73,7 @@ static int
 token_import(struct account *a)
 {
 	struct buf in = BUF_INIT;
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	char *path;
 	int rc;
 
@@ -102,7 +102,7 @@ out:
 static int
 token_print(struct account *a)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	char *token = NULL;
 	int rc;
 

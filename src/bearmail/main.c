@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,7 +108,7 @@ static int
 run(const struct command *cmd, const char *config, int argc, char **argv)
 {
 	struct config *c = NULL;
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	char *path = conf_find_path(config);
 	int rc;
 
@@ -148,6 +149,9 @@ main(int argc, char **argv)
 
 	util_harden();
 	util_set_progname("bearmail");
+	/* a file size limit must fail the write (EFBIG: the queue keeps the
+	 * message), not kill a queue run half-way */
+	signal(SIGXFSZ, SIG_IGN);
 	if ((i = parse_globals(argc, argv, &config, &code)) < 0)
 		return code;
 	if (i >= argc)

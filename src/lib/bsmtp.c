@@ -353,7 +353,7 @@ static enum step
 cmd_rcpt(struct session *s, char *args)
 {
 	char *p = args, *rcpt, *param;
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	int code;
 
 	if (s->sender == NULL) {
@@ -481,7 +481,7 @@ out:
 static enum step
 deliver(struct session *s, int fd)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	int code;
 
 	code = s->ops->deliver(s->ctx, s->sender, s->rcpts, s->nrcpts, fd,
@@ -506,7 +506,7 @@ deliver(struct session *s, int fd)
 static enum step
 cmd_data(struct session *s, char *args)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	enum step step = STEP_NEXT;
 	int fd, rc;
 

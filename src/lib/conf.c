@@ -1417,36 +1417,54 @@ conf_mailname(void)
 
 /* ---------------------------------------------------------- endpoints */
 
+/* A tenant that can go into a URL path: a name, domain or GUID. */
+static int
+tenant_is_safe(const char *t)
+{
+	return t[0] != '\0' && t[0] != '.' && t[strspn(t,
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")]
+	    == '\0';
+}
+
 static char *
-endpoint(const struct account *a, const char *url, const char *leaf)
+endpoint(const struct account *a, const char *url, const char *tenant,
+    const char *leaf)
 {
 	size_t n;
 
 	if (url != NULL)
 		return xstrdup(url);
-	if (a->authority == NULL || a->tenant == NULL)
+	if (tenant == NULL)
+		tenant = a->tenant;
+	if (a->authority == NULL || tenant == NULL || !tenant_is_safe(tenant))
 		return NULL;
 	n = strlen(a->authority);
 	while (n > 0 && a->authority[n - 1] == '/')
 		n--;
 	return xasprintf("%.*s/%s/oauth2/v2.0/%s", (int)n, a->authority,
-	    a->tenant, leaf);
+	    tenant, leaf);
 }
 
 char *
 conf_token_url(const struct account *a)
 {
-	return endpoint(a, a->token_url, "token");
+	return endpoint(a, a->token_url, NULL, "token");
+}
+
+char *
+conf_tenant_token_url(const struct account *a, const char *tenant)
+{
+	return endpoint(a, a->token_url, tenant, "token");
 }
 
 char *
 conf_device_url(const struct account *a)
 {
-	return endpoint(a, a->device_url, "devicecode");
+	return endpoint(a, a->device_url, NULL, "devicecode");
 }
 
 char *
 conf_auth_url(const struct account *a)
 {
-	return endpoint(a, a->auth_url, "authorize");
+	return endpoint(a, a->auth_url, NULL, "authorize");
 }

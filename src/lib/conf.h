@@ -110,8 +110,11 @@ const char *conf_mailname(void);
  * slash). xmalloc'd. Same for conf_device_url (".../devicecode") and
  * conf_auth_url (".../authorize").  NULL when neither an explicit URL nor
  * authority and tenant are known (a generic provider without device_url
- * or auth_url). */
+ * or auth_url), or the tenant is not a name, domain or GUID.
+ * conf_tenant_token_url: the same for another tenant (NULL: the
+ * account's), e.g. the one a stored token came from. */
 char *conf_token_url(const struct account *a);
+char *conf_tenant_token_url(const struct account *a, const char *tenant);
 char *conf_device_url(const struct account *a);
 char *conf_auth_url(const struct account *a);
 

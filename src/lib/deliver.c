@@ -11,6 +11,7 @@
 #include "conf.h"
 #include "deliver.h"
 #include "tokens.h"
+#include "verdict.h"
 
 struct dsession {
 	struct smtp *smtp;
@@ -19,14 +20,8 @@ struct dsession {
 	int dead;
 };
 
-static int
-is_bad_token_reply(const struct smtp_reply *r)
-{
-	return r && r->code == 535 && strcmp(r->enh, "5.7.3") == 0;
-}
-
-/* AUTH with the token; when the server refuses a token we believed valid
- * (535 5.7.3), fetch a fresh one and try once more. */
+/* AUTH with the token; when the verdict is that the server refused a
+ * token we believed valid, fetch a fresh one and try once more. */
 static int
 authenticate(struct smtp *s, const struct account *a, char **tok,
     struct bm_err *e)
@@ -35,7 +30,7 @@ authenticate(struct smtp *s, const struct account *a, char **tok,
 	int rc;
 
 	rc = smtp_auth(s, a->auth, a->user, *tok, e);
-	if (rc != 0 && is_bad_token_reply(smtp_last_reply(s))) {
+	if (rc != 0 && e->v.fresh_token) {
 		if ((rc = tokens_refresh(a, *tok, &fresh, e)) == 0)
 			rc = smtp_auth(s, a->auth, a->user, fresh, e);
 		wipe_free(*tok);
@@ -68,7 +63,7 @@ deliver_open(const struct account *a, FILE *verbose, struct dsession **out,
 	wipe_free(tok);
 	if (rc != 0) {
 		smtp_close(s);
-		return rc;
+		return verdict_session(e);
 	}
 	*out = xcalloc(1, sizeof(**out));
 	(*out)->smtp = s;
@@ -88,9 +83,8 @@ deliver_send(struct dsession *s, struct smtp_txn *t, struct bm_err *e)
 		return rc;
 	}
 	s->used = 1;
-	if ((rc = smtp_send(s->smtp, t, e)) == EX_TEMPFAIL && t->data.code == 0 &&
-	    t->mail.code / 100 == 2 && t->accepted > 0)
-		s->dead = 1;   /* lost mid-transaction */
+	rc = smtp_send(s->smtp, t, e);
+	s->dead = !smtp_alive(s->smtp);
 	return rc;
 }
 

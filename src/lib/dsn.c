@@ -344,8 +344,25 @@ header_msgid(const char *msg)
 	return xstrndup(p, strcspn(p, "\r"));
 }
 
-int
-dsn_enqueue_bounce(struct queue *q, const struct account *a,
+/* A view of env holding only the recipients marked in pick (they are
+ * shared, not copied: never qenv_free it). */
+static struct qenv
+env_view(const struct qenv *env, const unsigned char *pick,
+    struct qrcpt *space)
+{
+	struct qenv v = *env;
+	size_t i;
+
+	v.nrcpts = 0;
+	for (i = 0; i < env->nrcpts; i++)
+		if (pick[i])
+			space[v.nrcpts++] = env->rcpts[i];
+	v.rcpts = space;
+	return v;
+}
+
+static int
+enqueue_report(struct queue *q, const struct account *a,
     const struct qenv *env, const char *orig_head, size_t orig_head_len,
     int warning, struct bm_err *e)
 {
@@ -371,5 +388,25 @@ dsn_enqueue_bounce(struct queue *q, const struct account *a,
 	qenv_free(&b);
 out:
 	buf_free(&msg, 0);
+	return rc;
+}
+
+int
+dsn_enqueue_bounce(struct queue *q, const struct account *a,
+    const struct qenv *env, const unsigned char *pick, const char *orig_head,
+    size_t orig_head_len, int warning, struct bm_err *e)
+{
+	struct qrcpt *space;
+	struct qenv v;
+	int rc;
+
+	if (pick == NULL)
+		return enqueue_report(q, a, env, orig_head, orig_head_len,
+		    warning, e);
+	space = xcalloc(env->nrcpts + 1, sizeof(*space));
+	v = env_view(env, pick, space);
+	rc = v.nrcpts == 0 ? 0 : enqueue_report(q, a, &v, orig_head,
+	    orig_head_len, warning, e);
+	free(space);
 	return rc;
 }

@@ -46,13 +46,15 @@ size_t dsn_count(const struct qenv *env, int warning);
 /*
  * Enqueue a bounce (or, with warning, a delay notice) for env through the
  * account a: envelope sender = account_address(a), one recipient =
- * env->sender, is_bounce = 1, reporting MTA conf_mailname().  Nothing is
- * done (0 returned) for a bounce, for the null sender, or when no
- * recipient is to be reported.  Returns 0, or queue_enqueue's error
- * (EX_CANTCREAT, EX_IOERR) with e filled.
+ * env->sender, is_bounce = 1, reporting MTA conf_mailname().  pick (one
+ * flag per recipient; NULL: all) limits the report to those recipients
+ * (the ones an attempt has just refused).  Nothing is done (0 returned)
+ * for a bounce, for the null sender, or when no recipient is to be
+ * reported.  Returns 0 only when the bounce is durably queued, else
+ * queue_enqueue's error (EX_CANTCREAT, EX_IOERR) with e filled.
  */
 int dsn_enqueue_bounce(struct queue *q, const struct account *a,
-    const struct qenv *env, const char *orig_head, size_t orig_head_len,
-    int warning, struct bm_err *e);
+    const struct qenv *env, const unsigned char *pick, const char *orig_head,
+    size_t orig_head_len, int warning, struct bm_err *e);
 
 #endif

@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 
 #include "http.h"
+#include "verdict.h"
 
 struct sink {
 	struct buf *body;
@@ -110,13 +111,16 @@ http_fail(struct bm_err *e, CURLcode rc, const struct sink *s,
 {
 	char *shown = http_shown_url(url);
 	const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
-	int code = EX_TEMPFAIL;
+	int code;
 
 	if (s->overflow)
 		why = "response larger than 1 MiB";
 	if (rc == CURLE_UNSUPPORTED_PROTOCOL)
-		code = EX_CONFIG;
-	err_set(e, code, "identity platform unreachable: %s (%s)", why, shown);
+		code = err_set(e, EX_CONFIG, "identity platform unreachable: "
+		    "%s (%s)", why, shown);
+	else
+		code = verdict_fail(e, VK_IDP_UNREACHABLE, NULL, "identity "
+		    "platform unreachable: %s (%s)", why, shown);
 	free(shown);
 	return code;
 }

@@ -22,15 +22,6 @@
 
 #define NELEM(x) (sizeof(x) / sizeof((x)[0]))
 
-long long
-loopback_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 conn_reset(struct loopback_conn *c)
 {
@@ -249,7 +240,7 @@ loopback_next(struct loopback *l, long long deadline_ms, char **line,
 
 	*line = NULL;
 	*fd = -1;
-	while ((now = loopback_now_ms()) < deadline_ms) {
+	while ((now = util_monotonic_ms()) < deadline_ms) {
 		wake = expire(l, now, deadline_ms);
 		n = poll_set(l, pfd, map);
 		rc = poll(pfd, n, (int)(wake - now));

@@ -29,9 +29,6 @@ struct loopback {
 	struct loopback_conn conns[LOOPBACK_MAX_CONNS];
 };
 
-/* Milliseconds of CLOCK_MONOTONIC. */
-long long loopback_now_ms(void);
-
 /*
  * Listen on 127.0.0.1 on a port the kernel picks (close-on-exec).
  * Returns 0 with l->port set, or EX_OSERR with the system's reason.
@@ -39,7 +36,7 @@ long long loopback_now_ms(void);
 int loopback_listen(struct loopback *l, struct bm_err *e);
 
 /*
- * Wait until deadline_ms (loopback_now_ms() clock) for a complete GET
+ * Wait until deadline_ms (util_monotonic_ms() clock) for a complete GET
  * request.  Requests from another address than 127.0.0.1 are dropped,
  * other methods get 405, oversized heads 431, each connection closed.
  * Returns 0 with *line (the request line without its line end; the caller

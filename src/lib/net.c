@@ -27,6 +27,7 @@
 
 #include "net.h"
 #include "util.h"
+#include "verdict.h"
 
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0          /* then only the caller's SIG_IGN helps */
@@ -44,18 +45,15 @@ struct net {
 /* --- time and polling --- */
 
 static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long
 deadline_after(int timeout_s)
 {
-	return timeout_s > 0 ? now_ms() + (long long)timeout_s * 1000 : -1;
+	return timeout_s > 0 ? util_monotonic_ms() + (long long)timeout_s * 1000 : -1;
+}
+
+long long
+net_deadline(int timeout_s)
+{
+	return deadline_after(timeout_s);
 }
 
 /* Wait for events on fd until the deadline (-1: none).  Returns 0 when
@@ -68,7 +66,7 @@ wait_fd(int fd, short events, long long deadline)
 	int r;
 
 	for (;;) {
-		left = deadline < 0 ? -1 : deadline - now_ms();
+		left = deadline < 0 ? -1 : deadline - util_monotonic_ms();
 		if (deadline >= 0 && left <= 0)
 			return ETIMEDOUT;
 		r = poll(&p, 1, left > 1000000000 ? 1000000000 : (int)left);
@@ -160,8 +158,8 @@ resolve(const char *host, int port, struct addrinfo **res, const char *where,
 		r = getaddrinfo(host, portstr, &hints, res);
 	}
 	if (r != 0)
-		return err_set(e, EX_TEMPFAIL, "%s: cannot resolve host: %s",
-		    where, r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+		return verdict_fail(e, VK_RESOLVE, NULL, "%s: cannot resolve "
+		    "host: %s", where, r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
 	return 0;
 }
 
@@ -186,7 +184,7 @@ net_connect(struct net **out, const char *host, int port, int timeout_s,
 	for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next)
 		err = connect_one(ai, deadline_after(timeout_s), &fd);
 	if (fd < 0) {
-		rc = err_set(e, EX_TEMPFAIL, "%s: connect: %s", where,
+		rc = verdict_fail(e, VK_CONNECT, NULL, "%s: connect: %s", where,
 		    err == ETIMEDOUT ? "timed out" : strerror(err));
 		goto out;
 	}
@@ -278,7 +276,7 @@ tls_failure(struct net *n, const char *host, int ret, struct bm_err *e)
 	int se = SSL_get_error(n->ssl, ret);
 
 	if (vr != X509_V_OK)
-		return err_set(e, EX_TEMPFAIL,
+		return verdict_fail(e, VK_CERT, NULL,
 		    "%s: certificate verify failed for %s: %s", n->where,
 		    host, X509_verify_cert_error_string(vr));
 	if (se == SSL_ERROR_SYSCALL && ERR_peek_last_error() == 0)
@@ -421,10 +419,9 @@ fill(struct net *n, long long deadline, struct bm_err *e)
 }
 
 int
-net_readline(struct net *n, struct buf *line, int timeout_s,
+net_readline(struct net *n, struct buf *line, long long deadline,
     struct bm_err *e)
 {
-	long long deadline = deadline_after(timeout_s);
 	char *nl;
 	size_t take;
 	int rc;

@@ -42,14 +42,20 @@ int net_connect(struct net **out, const char *host, int port, int timeout_s,
 int net_starttls(struct net *n, const char *host, const char *ca_file,
     int timeout_s, struct bm_err *e);
 
+/* The deadline timeout_s seconds from now, for net_readline (<= 0: none,
+ * -1).  Milliseconds of the monotonic clock. */
+long long net_deadline(int timeout_s);
+
 /*
  * Read one line into line (reset first), without its CRLF or bare LF.
- * A line may not exceed NET_MAX_LINE bytes.  Waits at most timeout_s
- * seconds for data (<= 0: no limit).  Returns 0, EX_TEMPFAIL (timeout,
- * connection closed, I/O or TLS error) or EX_PROTOCOL (line too long).
+ * A line may not exceed NET_MAX_LINE bytes.  Gives up at deadline (from
+ * net_deadline; -1: never), however the server drips its bytes: a caller
+ * reading a multi-line reply passes one deadline for all of its lines.
+ * Returns 0, EX_TEMPFAIL (timeout, connection closed, I/O or TLS error)
+ * or EX_PROTOCOL (line too long).
  */
 #define NET_MAX_LINE 16384
-int net_readline(struct net *n, struct buf *line, int timeout_s,
+int net_readline(struct net *n, struct buf *line, long long deadline,
     struct bm_err *e);
 
 /*

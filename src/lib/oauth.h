@@ -43,46 +43,25 @@ int oauth_parse_response(const char *json, long long now, struct token_rec *t,
     struct oauth_error *oe);
 
 /*
- * The exit code for a failed token request: EX_TEMPFAIL for HTTP 5xx or
- * 429, temporarily_unavailable and the transient AADSTS codes (90055,
- * 50196, 90033); EX_CONFIG otherwise (login needed, admin action, wrong
- * registration).  oe may be NULL (no readable error body).
+ * The error record for a refused token-endpoint request, in one shape for
+ * every flow: "WHAT for account A failed: error: AADSTSnnnn: ...: fix"
+ * (or "... failed: HTTP 502 from URL: fix" when the body is not Microsoft's
+ * JSON), with the verdict (verdict_oauth: temporary, login needed, the
+ * catalogue row).  url may be NULL.  Returns e->code.
  */
-int oauth_classify(long http_status, const struct oauth_error *oe);
-
-/*
- * What the user should do about an error, e.g. "run `bearmail login
- * work`" or "ask an administrator to grant consent ...": a newly allocated
- * string.  account names the account in the advice.
- */
-char *oauth_advice(long http_status, const struct oauth_error *oe,
-    const char *account);
+int oauth_refused(const struct account *a, const char *what, long status,
+    const char *body, const char *url, struct bm_err *e);
 
 /*
  * The refresh grant: POST grant_type=refresh_token, client_id,
  * refresh_token, scope (the account's, else the record's) and client_secret
- * (when the account has client_secret_file) to the token URL of the tenant
- * the token came from (old->tenant, else the account's).  On success out
- * is a new record: old's identity fields, the new access token and
- * expires_at, the rotated refresh token (or old's when none came back).
- * Returns 0, or EX_CONFIG / EX_TEMPFAIL (as oauth_classify) with a message
- * quoting the error and the AADSTS line and the advice; never a token.
+ * (when the account has client_secret_file, read through secrets.h) to the
+ * token URL of the tenant the token came from (old->tenant, else the
+ * account's).  On success out is a new record: old's identity fields, the
+ * new access token and expires_at, the rotated refresh token (or old's
+ * when none came back).  Returns 0, or the refusal's verdict
+ * (oauth_refused); never a token in a message.
  */
-/* Advice for a refused request (xmalloc'd): oauth_advice, or a flow's own. */
-typedef char *(*oauth_advise_fn)(long http_status,
-    const struct oauth_error *oe, const char *account);
-
-/*
- * The error record for a refused token-endpoint request, in one shape for
- * every flow: "WHAT for account A failed: error: AADSTSnnnn: ...: advice"
- * (or "HTTP 502 from URL: advice" when the body is not Microsoft's JSON).
- * advise NULL: oauth_advice.  url may be NULL.  Returns the code from
- * oauth_classify.
- */
-int oauth_refused(const struct account *a, const char *what, long status,
-    const char *body, const char *url, oauth_advise_fn advise,
-    struct bm_err *e);
-
 int oauth_refresh(const struct account *a, const struct token_rec *old,
     struct token_rec *out, struct bm_err *e);
 

@@ -21,51 +21,6 @@
 
 #define MAX_CERT_FILE (64 * 1024)
 
-/* What an administrator should fix, for the errors of this grant. */
-static const struct {
-	long code;
-	const char *advice;
-} cc_advice[] = {
-	{ 7000215, "the client secret is invalid (use the secret's value, "
-	    "not its ID): create a new client secret in the app registration "
-	    "and put it in client_secret_file of account %s" },
-	{ 7000222, "the client secret has expired: create a new client "
-	    "secret in the app registration and put it in client_secret_file "
-	    "of account %s" },
-	{ 700027, "the certificate uploaded to the app registration does not "
-	    "match client_certificate of account %s: upload it (Certificates & "
-	    "secrets) or point client_certificate and client_key at the "
-	    "registered pair" },
-	{ 700024, "the client assertion is not valid at this time: check the "
-	    "system clock" },
-	{ 700023, "the client assertion names the wrong audience or issuer: "
-	    "check tenant, authority and client_id of account %s" },
-	{ 700016, "the application is not in this tenant: check tenant and "
-	    "client_id of account %s" },
-	{ 1002012, "app-only tokens need a scope ending in /.default: check "
-	    "scope of account %s (default https://outlook.office365.com/"
-	    ".default)" },
-	{ 90002, "the tenant does not exist: check tenant of account %s" },
-	{ 700025, "the application is registered as a public client: "
-	    "client credentials need a confidential one" },
-};
-
-static char *
-advice_for(long status, const struct oauth_error *oe, const char *account)
-{
-	size_t i;
-
-	for (i = 0; oe != NULL && i < sizeof(cc_advice) / sizeof(cc_advice[0]);
-	    i++)
-		if (cc_advice[i].code == oe->aadsts)
-			return xasprintf(cc_advice[i].advice, account);
-	if (oauth_classify(status, oe) == EX_TEMPFAIL)
-		return xstrdup("try again later");
-	return xasprintf("check tenant, client_id and the credentials "
-	    "(client_secret_file or client_certificate) of account %s",
-	    account);
-}
-
 /* ------------------------------------------------------- credentials */
 
 static int
@@ -171,8 +126,7 @@ take_answer(const struct account *a, long status, const char *body,
 		return 0;
 	}
 	token_rec_clear(&t);
-	return oauth_refused(a, "app-only token", status, body, url,
-	    advice_for, e);
+	return oauth_refused(a, "app-only token", status, body, url, e);
 }
 
 int

@@ -18,6 +18,7 @@
 #include "http.h"
 #include "jsonx.h"
 #include "oauth_login.h"
+#include "verdict.h"
 
 #define VERIFIER_BYTES 48	/* 64 characters: RFC 7636 allows 43-128 */
 #define STATE_BYTES 16
@@ -373,7 +374,7 @@ oauth_login_device_start(const struct account *a, struct oauth_device *d,
 		goto out;
 	if (status / 100 != 2)
 		ret = oauth_refused(a, "device sign-in", status, body.data ?
-		    body.data : "", NULL, NULL, e);
+		    body.data : "", NULL, e);
 	else if (oauth_login_parse_device(body.data ? body.data : "", d,
 	    &oe) != 0)
 		ret = err_set(e, EX_PROTOCOL, "the device code answer from %s "
@@ -398,16 +399,16 @@ poll_refused(const struct account *a, long status, const char *body,
 	if (parsed && strcmp(oe.error, "slow_down") == 0)
 		return OAUTH_POLL_SLOW_DOWN;
 	if (parsed && strcmp(oe.error, "authorization_declined") == 0)
-		err_set(e, EX_CONFIG, "sign-in for account %s was declined",
-		    a->name);
+		verdict_fail(e, VK_LOGIN_ENDED, a->name, "sign-in for account "
+		    "%s was declined", a->name);
 	else if (parsed && strcmp(oe.error, "expired_token") == 0)
-		err_set(e, EX_CONFIG, "the code expired before sign-in "
-		    "finished: run `bearmail login %s` again", a->name);
+		verdict_fail(e, VK_LOGIN_ENDED, a->name, "the code expired "
+		    "before sign-in finished");
 	else if (parsed && strcmp(oe.error, "bad_verification_code") == 0)
-		err_set(e, EX_CONFIG, "the identity platform does not know "
-		    "the device code: run `bearmail login %s` again", a->name);
+		verdict_fail(e, VK_LOGIN_ENDED, a->name, "the identity "
+		    "platform does not know the device code");
 	else
-		oauth_refused(a, "device sign-in", status, body, NULL, NULL, e);
+		oauth_refused(a, "device sign-in", status, body, NULL, e);
 	return OAUTH_POLL_FAILED;
 }
 
@@ -470,7 +471,7 @@ oauth_login_redeem_code(const struct account *a, const char *code,
 		buf_add(answer, body.data ? body.data : "", body.len);
 	else
 		ret = oauth_refused(a, "sign-in", status, body.data ?
-		    body.data : "", NULL, NULL, e);
+		    body.data : "", NULL, e);
 out:
 	free(url);
 	buf_free(&body, 1);

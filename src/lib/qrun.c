@@ -29,14 +29,10 @@
 
 #include "deliver.h"
 #include "dsn.h"
-#include "exits.h"
 #include "log.h"
 #include "qrun.h"
 #include "queue.h"
-
-#ifndef BINDIR
-#define BINDIR "/usr/bin"
-#endif
+#include "verdict.h"
 
 /* Workers per account when max_connections is 0 (no limit). */
 #define UNLIMITED_WORKERS 4
@@ -75,16 +71,9 @@ struct runner {
 struct worker {
 	struct runner *r;
 	struct dsession *s;
-	char *open_err;          /* deliver_open failed: defer with this */
+	int open_failed;         /* deliver_open failed: ... */
+	struct bm_err open_err;  /* ... every message waits with this */
 	int rate_hit;
-};
-
-/* What one attempt did to a message's recipients. */
-struct attempt {
-	struct buf sent, failed, later;   /* "<a>,<b>" lists for the log */
-	char *sent_reply, *failed_reply, *later_reply;
-	unsigned char *newly_failed;      /* per recipient */
-	int throttled;
 };
 
 static void
@@ -140,12 +129,6 @@ is_expired(const struct runner *r, const struct qenv *env)
 /* ------------------------------------------------------------- logging */
 
 static void
-add_addr(struct buf *b, const char *addr)
-{
-	buf_addf(b, "%s<%s>", b->len ? "," : "", addr);
-}
-
-static void
 log_outcome(const struct runner *r, const struct qenv *env,
     const struct worker *w, const char *to, const char *status,
     const char *reply)
@@ -194,63 +177,57 @@ read_head(struct queue *q, const char *id, struct buf *out)
 	close(fd);
 }
 
-/* Bounce (or warn about) env's reportable recipients; logs a failure. */
-static void
-bounce(struct runner *r, const struct qenv *env, int warning)
+/* Report env's recipients marked in pick (NULL: every one that is due a
+ * report) to the sender: a bounce, or with warning a delay notice.  0
+ * once it is durably queued, or when there is nothing to report. */
+static int
+report(struct runner *r, const struct qenv *env, const unsigned char *pick,
+    int warning)
 {
 	struct buf head = BUF_INIT;
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
+	int rc;
 
 	if (env->is_bounce || dsn_count(env, warning) == 0)
-		return;
+		return 0;
 	read_head(r->q, env->id, &head);
-	if (dsn_enqueue_bounce(r->q, r->a, env, head.data ? head.data : "",
-	    head.len, warning, &e) != 0)
+	rc = dsn_enqueue_bounce(r->q, r->a, env, pick, head.data ? head.data :
+	    "", head.len, warning, &e);
+	if (rc != 0)
 		log_line(LOG_ERR, "msgid=%s account=%s: cannot queue the %s: %s",
 		    env->msgid ? env->msgid : "-", r->a->name,
 		    warning ? "delay notice" : "bounce", e.msg);
 	buf_free(&head, 0);
+	return rc;
 }
 
-/* A view of env holding only the recipients marked in pick (the rcpts
- * are shared, not copied: never qenv_free it). */
-static struct qenv
-env_view(const struct qenv *env, const unsigned char *pick,
-    struct qrcpt *space)
+/*
+ * The bounce for the recipients just refused could not be queued (a full
+ * disk): they stay pending, so that the message is not removed before its
+ * bounce is safe; the next run meets the refusal again and bounces then.
+ */
+static void
+keep_refused(struct qenv *env, struct attempt *at)
 {
-	struct qenv v = *env;
+	char *why = xasprintf("%s; its bounce could not be queued yet",
+	    at->failed_reply);
 	size_t i;
 
-	v.nrcpts = 0;
-	for (i = 0; i < env->nrcpts; i++)
-		if (pick[i])
-			space[v.nrcpts++] = env->rcpts[i];
-	v.rcpts = space;
-	return v;
-}
-
-static void
-bounce_some(struct runner *r, const struct qenv *env,
-    const unsigned char *pick)
-{
-	struct qrcpt *space = xcalloc(env->nrcpts + 1, sizeof(*space));
-	struct qenv v = env_view(env, pick, space);
-
-	if (v.nrcpts > 0)
-		bounce(r, &v, 0);
-	free(space);
+	for (i = 0; i < env->nrcpts; i++) {
+		if (!at->newly_failed[i])
+			continue;
+		env->rcpts[i].state = QR_PENDING;
+		at->newly_failed[i] = 0;
+	}
+	buf_addf(&at->later, "%s%s", at->later.len ? "," : "",
+	    at->failed.data);
+	at->nlater += at->nfailed;
+	at->nfailed = 0;
+	free(at->later_reply);
+	at->later_reply = why;
 }
 
 /* ----------------------------------------------------------- the rate */
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Keep the stamps of the last minute in text; 1 when there are max. */
 static int
@@ -283,7 +260,7 @@ rate_take(struct runner *r)
 {
 	char *path, text[RATE_FILE_MAX + 1];
 	struct buf keep = BUF_INIT;
-	long long now = now_ms();
+	long long now = util_wall_ms();
 	ssize_t n;
 	int fd, hit = 0;
 
@@ -310,68 +287,6 @@ out:
 }
 
 /* ------------------------------------------------------ one attempt */
-
-static int
-is_throttle(int code, const char *enh, const char *text)
-{
-	return code == 432 || strcmp(enh, "4.3.2") == 0 ||
-	    (text && strstr(text, "SubmissionQuotaExceeded") != NULL);
-}
-
-static void
-set_reply(struct qrcpt *r, int code, const char *enh, const char *text)
-{
-	free(r->reply);
-	r->code = code;
-	snprintf(r->enh, sizeof(r->enh), "%s", enh ? enh : "");
-	if (code > 0)
-		r->reply = xasprintf("%d%s%s %s", code, r->enh[0] ? " " : "",
-		    r->enh, text ? text : "");
-	else
-		r->reply = xstrdup(text ? text : "no reply");
-}
-
-/* Record the fate of recipient r from its result in this attempt. */
-static void
-note(struct attempt *at, struct qrcpt *r, size_t idx, int code,
-    const char *enh, const char *text, int rc)
-{
-	set_reply(r, code, enh, text);
-	if (code >= 200 && code < 300) {
-		r->state = QR_SENT;
-		add_addr(&at->sent, r->addr);
-		if (at->sent_reply == NULL)
-			at->sent_reply = xstrdup(r->reply);
-		return;
-	}
-	if (code > 0)
-		rc = exits_from_smtp(code, enh, text);
-	if (exits_is_temporary(rc)) {
-		at->throttled |= code > 0 && is_throttle(code, r->enh, text);
-		add_addr(&at->later, r->addr);
-		if (at->later_reply == NULL)
-			at->later_reply = xstrdup(r->reply);
-		return;
-	}
-	r->state = QR_FAILED;
-	at->newly_failed[idx] = 1;
-	add_addr(&at->failed, r->addr);
-	if (at->failed_reply == NULL)
-		at->failed_reply = xstrdup(r->reply);
-}
-
-/* Every pending recipient waits with the same reason (no session). */
-static void
-note_all_later(struct attempt *at, struct qenv *env, const char *why)
-{
-	size_t i;
-
-	at->throttled |= strstr(why, " 4.3.2 ") != NULL ||
-	    strstr(why, "SubmissionQuotaExceeded") != NULL;
-	for (i = 0; i < env->nrcpts; i++)
-		if (env->rcpts[i].state == QR_PENDING)
-			note(at, &env->rcpts[i], i, 0, "", why, EX_TEMPFAIL);
-}
 
 static void
 txn_init(struct smtp_txn *t, const struct qenv *env, size_t *map,
@@ -400,25 +315,21 @@ txn_init(struct smtp_txn *t, const struct qenv *env, size_t *map,
 static void
 send_one(struct worker *w, struct qenv *env, struct attempt *at)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct smtp_txn t;
 	long long size;
-	size_t *map, j;
-	int fd, rc;
+	size_t *map;
+	int fd;
 
-	if ((rc = queue_data_open(w->r->q, env->id, &fd, &size, &e)) != 0) {
-		note_all_later(at, env, e.msg);
+	if (queue_data_open(w->r->q, env->id, &fd, &size, &e) != 0) {
+		verdict_session(&e);    /* not the message's fault: it waits */
+		attempt_all(at, env, &e);
 		return;
 	}
 	map = xcalloc(env->nrcpts + 1, sizeof(*map));
 	txn_init(&t, env, map, fd);
-	rc = deliver_send(w->s, &t, &e);
-	for (j = 0; j < t.nrcpts; j++) {
-		struct smtp_rcpt *sr = &t.rcpts[j];
-
-		note(at, &env->rcpts[map[j]], map[j], sr->code, sr->enh,
-		    sr->code ? sr->text : e.msg, rc ? rc : EX_TEMPFAIL);
-	}
+	deliver_send(w->s, &t, &e);
+	attempt_txn(at, env, &t, map, &e);
 	smtp_txn_clear(&t);
 	free(t.rcpts);
 	free(map);
@@ -427,18 +338,6 @@ send_one(struct worker *w, struct qenv *env, struct attempt *at)
 		deliver_close(w->s);
 		w->s = NULL;
 	}
-}
-
-static void
-attempt_free(struct attempt *at)
-{
-	buf_free(&at->sent, 0);
-	buf_free(&at->failed, 0);
-	buf_free(&at->later, 0);
-	free(at->sent_reply);
-	free(at->failed_reply);
-	free(at->later_reply);
-	free(at->newly_failed);
 }
 
 /* Defer what is pending: backoff, last error, maybe the delay notice. */
@@ -452,10 +351,8 @@ defer(struct runner *r, struct qenv *env, const struct attempt *at)
 	env->last_error = xstrdup(at->later_reply ? at->later_reply :
 	    "deferred");
 	if (!env->warned && !env->is_bounce &&
-	    r->now - env->created >= WARN_AFTER) {
-		bounce(r, env, 1);
-		env->warned = 1;
-	}
+	    r->now - env->created >= WARN_AFTER)
+		env->warned = report(r, env, NULL, 1) == 0;
 }
 
 /* Log, bounce, and write back (or remove) after an attempt. */
@@ -463,17 +360,17 @@ static void
 conclude(struct worker *w, struct qenv *env, struct attempt *at)
 {
 	struct runner *r = w->r;
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	char *why;
 	int rc;
 
-	if (at->sent.len)
+	if (at->nsent)
 		log_outcome(r, env, w, at->sent.data, "sent", at->sent_reply);
-	if (at->failed.len) {
+	if (at->nfailed && report(r, env, at->newly_failed, 0) != 0)
+		keep_refused(env, at);
+	if (at->nfailed)
 		log_outcome(r, env, w, at->failed.data, "bounced",
 		    at->failed_reply);
-		bounce_some(r, env, at->newly_failed);
-	}
 	if (qenv_pending(env) == 0) {
 		rc = queue_remove(r->q, env->id, &e);
 		say(r->verbose, "%s: done", env->id);
@@ -493,16 +390,14 @@ conclude(struct worker *w, struct qenv *env, struct attempt *at)
 static int
 session(struct worker *w)
 {
-	struct bm_err e = { 0, "" };
-
 	if (w->s != NULL)
 		return 0;
-	if (w->open_err != NULL)
+	if (w->open_failed)
 		return -1;
-	if (deliver_open(w->r->a, w->r->verbose, &w->s, &e) == 0)
+	if (deliver_open(w->r->a, w->r->verbose, &w->s, &w->open_err) == 0)
 		return 0;
-	w->open_err = xstrdup(e.msg);
-	say(w->r->verbose, "%s", e.msg);
+	w->open_failed = 1;
+	say(w->r->verbose, "%s", w->open_err.msg);
 	return -1;
 }
 
@@ -542,10 +437,9 @@ process(struct worker *w, const struct due *d)
 		w->rate_hit = 1;
 		goto done;
 	}
-	memset(&at, 0, sizeof(at));
-	at.newly_failed = xcalloc(env.nrcpts + 1, 1);
+	attempt_init(&at, &env);
 	if (w->s == NULL)
-		note_all_later(&at, &env, w->open_err);
+		attempt_all(&at, &env, &w->open_err);
 	else
 		send_one(w, &env, &at);
 	conclude(w, &env, &at);
@@ -561,7 +455,7 @@ static void
 work(struct runner *r)
 {
 	struct worker w;
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	size_t i;
 	int slot, rc;
 
@@ -575,7 +469,6 @@ work(struct runner *r)
 	for (i = 0; i < r->ndue && !w.rate_hit; i++)
 		process(&w, &r->due[i]);
 	deliver_close(w.s);
-	free(w.open_err);
 	queue_slot_release(slot);
 }
 
@@ -629,33 +522,15 @@ expire(struct runner *r, const char *id)
 	struct worker w;
 	struct bm_err e;
 	struct qenv env;
-	size_t i;
 	int lock;
 
 	if (queue_lock(r->q, id, &lock, &e) != 0)
 		return;
 	if (queue_load(r->q, id, &env, &e) != 0 || !is_expired(r, &env))
 		goto unlock;
-	memset(&at, 0, sizeof(at));
+	attempt_init(&at, &env);
+	attempt_expire(&at, &env, r->a->queue_lifetime);
 	memset(&w, 0, sizeof(w));
-	at.newly_failed = xcalloc(env.nrcpts + 1, 1);
-	for (i = 0; i < env.nrcpts; i++) {
-		struct qrcpt *q = &env.rcpts[i];
-		char *why;
-
-		if (q->state != QR_PENDING)
-			continue;
-		why = xasprintf("message expired after %lld days in the queue: "
-		    "%s", r->a->queue_lifetime / 86400, q->reply ? q->reply :
-		    env.last_error ? env.last_error : "never delivered");
-		free(q->reply);
-		q->reply = why;
-		q->state = QR_FAILED;
-		at.newly_failed[i] = 1;
-		add_addr(&at.failed, q->addr);
-		if (at.failed_reply == NULL)
-			at.failed_reply = xstrdup(why);
-	}
 	w.r = r;
 	say(r->verbose, "%s: expired", env.id);
 	conclude(&w, &env, &at);
@@ -957,57 +832,4 @@ qrun_admin(struct config *c, const char *verb, const char *id,
 	qenv_free(&env);
 	queue_close(q);
 	return rc;
-}
-
-/* ------------------------------------------------------ background run */
-
-static void
-exec_flush(const char *config_path, const char *account)
-{
-	const char *bin = getenv("BEARMAIL_BIN");
-	const char *argv[8];
-	int i = 0, fd;
-
-	if (bin == NULL || *bin != '/')
-		bin = BINDIR "/bearmail";
-	argv[i++] = "bearmail";
-	if (config_path) {
-		argv[i++] = "--config";
-		argv[i++] = config_path;
-	}
-	argv[i++] = "queue";
-	argv[i++] = "flush";
-	if (account) {
-		argv[i++] = "--account";
-		argv[i++] = account;
-	}
-	argv[i] = NULL;
-	if ((fd = open("/dev/null", O_RDWR)) >= 0) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-	}
-	for (fd = 3; fd < 1024; fd++)
-		close(fd);
-	execv(bin, (char *const *)argv);
-	_exit(127);
-}
-
-void
-qrun_spawn_flush(const char *config_path, const char *account)
-{
-	pid_t pid;
-	int status;
-
-	fflush(NULL);
-	if ((pid = fork()) < 0)
-		return;
-	if (pid == 0) {
-		if (setsid() < 0 || fork() != 0)
-			_exit(0);
-		signal(SIGHUP, SIG_IGN);
-		exec_flush(config_path, account);
-	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
 }

@@ -25,8 +25,10 @@
  * timestamps file, locks/ACCOUNT.rate; a flush that reaches the rate
  * leaves the rest queued, untouched, for a later run).  Recipients that
  * accepted are never sent to again; each recipient's result is recorded in
- * the envelope; temporary failures -> next_try = now + queue_backoff();
- * permanent ones -> a bounce; a message older than queue_lifetime -> its
+ * the envelope (the failure policy, verdict.h, says what it means);
+ * temporary failures -> next_try = now + queue_backoff(); permanent ones
+ * -> a bounce, and only once the bounce is durably queued does the message
+ * let go of those recipients; a message older than queue_lifetime -> its
  * pending recipients are bounced with the last error and it is removed.
  * One log_delivery line per outcome of each attempt (sent, deferred with
  * "queued as ID", bounced).  verbose (or NULL) gets a line per message
@@ -56,13 +58,5 @@ int qrun_list(struct config *c, FILE *out, struct bm_err *e);
  */
 int qrun_admin(struct config *c, const char *verb, const char *id,
     struct bm_err *e);
-
-/*
- * Start a detached `bearmail [--config PATH] queue flush [--account A]`:
- * double fork + setsid, stdio on /dev/null, exec of $BEARMAIL_BIN when set
- * (tests), else BINDIR/bearmail; never a shell.  Returns at once; errors
- * are silent (the queue is durable; the next run delivers).
- */
-void qrun_spawn_flush(const char *config_path, const char *account);
 
 #endif

@@ -21,10 +21,10 @@
 #include <unistd.h>
 
 #include "base64.h"
-#include "exits.h"
 #include "net.h"
 #include "smtp.h"
 #include "util.h"
+#include "verdict.h"
 
 #define SMTP_MAX_REPLY_LINES 1000
 #define SMTP_PIPELINE_WINDOW 100
@@ -34,6 +34,12 @@
 struct smtp_ext {
 	char *kw;
 	char *param;               /* NULL: none */
+};
+
+/* The hashes of every SCRUB_GRAM-byte run of the session's secrets. */
+struct scrub {
+	unsigned long long *h;     /* sorted */
+	size_t n;
 };
 
 struct smtp {
@@ -49,20 +55,126 @@ struct smtp {
 	struct buf line;
 	int dead;                  /* nothing more can be sent */
 	int redact;                /* inside AUTH: hide 334 challenges */
+	struct scrub scrub;        /* the AUTH response and the token */
 };
 
-/* Which RFC 5321 4.5.3.2 timeout applies. */
-enum smtp_wait { W_CONNECT, W_GREETING, W_CMD, W_MAIL, W_RCPT, W_DATA,
-	W_BLOCK, W_DOT, W_QUIT };
-static const int default_timeout[] = { 30, 300, 300, 300, 300, 120, 180,
-	600, 10 };
+/* RFC 5321 4.5.3.2: how long to wait at each stage (seconds); connect 30,
+ * QUIT 10.  timeout (when set) replaces them, but never lengthens QUIT. */
+static int
+default_timeout(enum verdict_stage st)
+{
+	switch (st) {
+	case STAGE_CONNECT:
+		return 30;
+	case STAGE_DATA:
+		return 120;
+	case STAGE_BODY:
+		return 180;
+	case STAGE_DOT:
+		return 600;
+	case STAGE_QUIT:
+		return 10;
+	default:
+		return 300;
+	}
+}
 
 static int
-timeout_for(const struct smtp *s, enum smtp_wait w)
+timeout_for(const struct smtp *s, enum verdict_stage st)
 {
-	if (w == W_QUIT && s->timeout > default_timeout[W_QUIT])
-		return default_timeout[W_QUIT];
-	return s->timeout > 0 ? s->timeout : default_timeout[w];
+	if (st == STAGE_QUIT && s->timeout > default_timeout(st))
+		return default_timeout(st);
+	return s->timeout > 0 ? s->timeout : default_timeout(st);
+}
+
+/* ------------------------------------------------------------ secrets */
+
+/*
+ * A server may quote what it was sent: every reply line is scrubbed of the
+ * AUTH response and the token before anything reads it.  Not just whole
+ * copies: any run of SCRUB_GRAM bytes found in a secret is replaced, so
+ * that a secret quoted in pieces (split over lines, cut short, inside
+ * other text) is gone too.  The secret's grams are kept as hashes only.
+ */
+#define SCRUB_GRAM 16
+
+static unsigned long long
+gram_hash(const unsigned char *p)
+{
+	unsigned long long h = 1469598103934665603ULL;
+	int i;
+
+	for (i = 0; i < SCRUB_GRAM; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h;
+}
+
+static int
+cmp_hash(const void *a, const void *b)
+{
+	unsigned long long x = *(const unsigned long long *)a;
+	unsigned long long y = *(const unsigned long long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+scrub_add(struct scrub *sc, const char *secret)
+{
+	size_t n = strlen(secret), i;
+
+	if (n < SCRUB_GRAM)
+		return;
+	sc->h = xrealloc(sc->h, (sc->n + n) * sizeof(*sc->h));
+	for (i = 0; i + SCRUB_GRAM <= n; i++)
+		sc->h[sc->n++] = gram_hash((const unsigned char *)secret + i);
+	qsort(sc->h, sc->n, sizeof(*sc->h), cmp_hash);
+}
+
+static int
+scrub_has(const struct scrub *sc, const unsigned char *p)
+{
+	unsigned long long h = gram_hash(p);
+
+	return bsearch(&h, sc->h, sc->n, sizeof(h), cmp_hash) != NULL;
+}
+
+/* Replace what line holds of a secret by "[redacted]". */
+static void
+scrub_line(const struct scrub *sc, struct buf *line)
+{
+	const unsigned char *p = (const unsigned char *)line->data;
+	struct buf out = BUF_INIT;
+	size_t i, end = 0;
+	int hit = 0;
+
+	if (sc->n == 0 || line->len < SCRUB_GRAM)
+		return;
+	for (i = 0; i + SCRUB_GRAM <= line->len; i++) {
+		if (!scrub_has(sc, p + i))
+			continue;
+		if (i >= end) {          /* a new run: keep what precedes it */
+			buf_add(&out, p + end, i - end);
+			buf_adds(&out, "[redacted]");
+		}
+		end = i + SCRUB_GRAM;   /* the run reaches at least here */
+		hit = 1;
+	}
+	if (!hit)
+		return;
+	buf_add(&out, p + end, line->len - end);
+	buf_free(line, 1);
+	*line = out;
+}
+
+static void
+scrub_free(struct scrub *sc)
+{
+	if (sc->h != NULL)
+		wipe(sc->h, sc->n * sizeof(*sc->h));
+	free(sc->h);
+	sc->h = NULL;
+	sc->n = 0;
 }
 
 /* ------------------------------------------------------------ verbose */
@@ -212,24 +324,12 @@ reply_copy(struct smtp_reply *dst, const struct smtp_reply *src)
 	    src->text : ""));
 }
 
-/* "550 5.1.1 User unknown" */
-static const char *
-reply_str(const struct smtp_reply *r, char *out, size_t len)
-{
-	if (r->code == 0)
-		snprintf(out, len, "%s", r->text ? r->text : "no reply");
-	else
-		snprintf(out, len, "%d%s%s%s%s", r->code, r->enh[0] ? " " : "",
-		    r->enh, r->text && r->text[0] ? " " : "",
-		    r->text ? r->text : "");
-	return out;
-}
-
 static void
-lost(struct smtp *s, const struct bm_err *e)
+lost(struct smtp *s, struct bm_err *e, enum verdict_stage st)
 {
 	s->dead = 1;
 	reply_set(&s->last, 0, "", xstrdup(e ? e->msg : "connection lost"));
+	verdict_lost(e, st);
 }
 
 static void
@@ -256,19 +356,22 @@ malformed(const struct smtp *s, struct bm_err *e)
 }
 
 /* Read one whole reply into s->last; the lines' texts go to lines when
- * non-NULL.  Returns 0, EX_TEMPFAIL (connection) or EX_PROTOCOL. */
+ * non-NULL.  One deadline bounds the whole reply, however slowly its
+ * lines come.  Returns 0, or (the connection is then given up) a verdict
+ * from verdict_lost: lost, timed out, or malformed. */
 static int
-read_reply(struct smtp *s, enum smtp_wait w, struct buf *lines,
+read_reply(struct smtp *s, enum verdict_stage st, struct buf *lines,
     struct bm_err *e)
 {
 	struct reply_acc a = { 0, 0, "", BUF_INIT, BUF_INIT };
+	long long deadline = net_deadline(timeout_for(s, st));
 	int rc = 0, r = 0;
 
 	buf_add(&a.text, "", 0);
 	while (r == 0) {
-		if ((rc = net_readline(s->net, &s->line, timeout_for(s, w),
-		    e)) != 0)
+		if ((rc = net_readline(s->net, &s->line, deadline, e)) != 0)
 			goto out;
+		scrub_line(&s->scrub, &s->line);
 		vlog_reply_line(s, s->line.data);
 		if (strlen(s->line.data) != s->line.len ||
 		    (r = acc_line(&a, s->line.data)) < 0) {
@@ -283,53 +386,70 @@ read_reply(struct smtp *s, enum smtp_wait w, struct buf *lines,
 		s->dead = 1;
 out:
 	if (rc)
-		lost(s, e);
+		lost(s, e, st);
 	buf_free(&a.text, 0);
 	buf_free(&a.lines, 0);
-	return rc;
+	return rc ? e ? e->code : EX_TEMPFAIL : 0;
 }
 
 /* Send bytes; shown (when non-NULL) is what verbose prints instead. */
 static int
 send_raw(struct smtp *s, const char *p, size_t n, const char *shown,
-    enum smtp_wait w, struct bm_err *e)
+    enum verdict_stage st, struct bm_err *e)
 {
 	int rc;
 
-	if (s->dead || s->net == NULL)
-		return err_set(e, EX_TEMPFAIL, "%s: connection lost (%s)",
-		    s->host, s->last.text ? s->last.text : "closed");
+	if (s->dead || s->net == NULL) {
+		err_set(e, EX_TEMPFAIL, "%s: connection lost (%s)", s->host,
+		    s->last.text ? s->last.text : "closed");
+		return verdict_lost(e, st);
+	}
 	if (shown)
 		vlog(s, ">>> ", shown, strlen(shown));
 	else
 		vlog_sent(s, p, n);
-	if ((rc = net_write(s->net, p, n, timeout_for(s, w), e)) != 0)
-		lost(s, e);
-	return rc;
+	if ((rc = net_write(s->net, p, n, timeout_for(s, st), e)) != 0) {
+		lost(s, e, st);
+		return EX_TEMPFAIL;
+	}
+	return 0;
 }
 
 /* Send "cmd\r\n" and read the reply. */
 static int
-command(struct smtp *s, const char *cmd, enum smtp_wait w, struct buf *lines,
-    struct bm_err *e)
+command(struct smtp *s, const char *cmd, enum verdict_stage st,
+    struct buf *lines, struct bm_err *e)
 {
 	char *line = xasprintf("%s\r\n", cmd);
 	int rc;
 
-	rc = send_raw(s, line, strlen(line), NULL, w, e);
+	rc = send_raw(s, line, strlen(line), NULL, st, e);
 	free(line);
-	return rc ? rc : read_reply(s, w, lines, e);
+	return rc ? rc : read_reply(s, st, lines, e);
 }
 
-/* The error for an unwanted reply in s->last. */
+/* The error for an unwanted reply r at stage st: a refusal, or a positive
+ * reply where another was due (the dialogue is out of step: the session
+ * is given up and the failure is temporary). */
 static int
-refused(struct smtp *s, const char *what, struct bm_err *e)
+refused_by(struct smtp *s, enum verdict_stage st, const struct smtp_reply *r,
+    const char *host, const char *what, struct bm_err *e)
 {
-	char r[900];
-	const struct smtp_reply *l = &s->last;
+	if (r->code >= 400)
+		return verdict_reply(e, st, r->code, r->enh, r->text, host,
+		    what);
+	s->dead = 1;
+	err_set(e, EX_PROTOCOL, "%s%s%s (unexpected reply %d %s)",
+	    host ? host : "", host ? ": " : "", what, r->code,
+	    r->text ? r->text : "");
+	return verdict_lost(e, st);
+}
 
-	return err_set(e, exits_from_smtp(l->code, l->enh, l->text),
-	    "%s: %s (%s)", s->host, what, reply_str(l, r, sizeof(r)));
+static int
+refused(struct smtp *s, enum verdict_stage st, const char *what,
+    struct bm_err *e)
+{
+	return refused_by(s, st, &s->last, s->host, what, e);
 }
 
 /* --------------------------------------------------------- extensions */
@@ -491,21 +611,21 @@ ehlo(struct smtp *s, const char *helo, struct bm_err *e)
 	char *cmd = xasprintf("EHLO %s", helo);
 	int rc;
 
-	if ((rc = command(s, cmd, W_CMD, &lines, e)) != 0)
+	if ((rc = command(s, cmd, STAGE_EHLO, &lines, e)) != 0)
 		goto out;
 	if (s->last.code == 250) {
 		ext_parse(s, lines.data);
 		goto out;
 	}
 	if (s->tls != TLS_OFF || s->last.code < 500) {
-		rc = refused(s, "EHLO refused", e);
+		rc = refused(s, STAGE_EHLO, "EHLO refused", e);
 		goto out;
 	}
 	free(cmd);
 	cmd = xasprintf("HELO %s", helo);
-	if ((rc = command(s, cmd, W_CMD, NULL, e)) == 0 &&
+	if ((rc = command(s, cmd, STAGE_EHLO, NULL, e)) == 0 &&
 	    s->last.code != 250)
-		rc = refused(s, "HELO refused", e);
+		rc = refused(s, STAGE_EHLO, "HELO refused", e);
 out:
 	free(cmd);
 	buf_free(&lines, 0);
@@ -520,17 +640,18 @@ starttls(struct smtp *s, const struct smtp_opts *o, const char *helo,
 	int rc;
 
 	if (!smtp_has_ext(s, "STARTTLS"))
-		return err_set(e, EX_TEMPFAIL, "%s: server does not offer "
-		    "STARTTLS; refusing to continue without TLS", s->host);
-	if ((rc = command(s, "STARTTLS", W_CMD, NULL, e)) != 0)
+		return verdict_fail(e, VK_NO_STARTTLS, NULL, "%s: server does "
+		    "not offer STARTTLS; refusing to continue without TLS",
+		    s->host);
+	if ((rc = command(s, "STARTTLS", STAGE_STARTTLS, NULL, e)) != 0)
 		return rc;
 	if (s->last.code != 220)
-		return refused(s, "STARTTLS refused", e);
+		return refused(s, STAGE_STARTTLS, "STARTTLS refused", e);
 	if (net_buffered(s->net) > 0 && s->verbose)
 		fprintf(s->verbose, "--- discarding %zu bytes received "
 		    "before TLS\n", net_buffered(s->net));
 	if ((rc = net_starttls(s->net, s->host, o->ca_file,
-	    timeout_for(s, W_CMD), e)) != 0) {
+	    timeout_for(s, STAGE_STARTTLS), e)) != 0) {
 		s->dead = 1;
 		return rc;
 	}
@@ -549,11 +670,11 @@ open_session(struct smtp *s, const struct smtp_opts *o, const char *helo,
 	int rc;
 
 	if ((rc = net_connect(&s->net, o->host, o->port,
-	    timeout_for(s, W_CONNECT), e)) != 0)
+	    timeout_for(s, STAGE_CONNECT), e)) != 0)
 		return rc;
 	if (o->tls == TLS_SMTPS) {
 		if ((rc = net_starttls(s->net, o->host, o->ca_file,
-		    timeout_for(s, W_CONNECT), e)) != 0) {
+		    timeout_for(s, STAGE_CONNECT), e)) != 0) {
 			s->dead = 1;
 			return rc;
 		}
@@ -561,10 +682,10 @@ open_session(struct smtp *s, const struct smtp_opts *o, const char *helo,
 		if (s->verbose)
 			fprintf(s->verbose, "--- TLS: %s\n", info);
 	}
-	if ((rc = read_reply(s, W_GREETING, NULL, e)) != 0)
+	if ((rc = read_reply(s, STAGE_GREETING, NULL, e)) != 0)
 		return rc;
 	if (s->last.code != 220)
-		return refused(s, "greeting refused", e);
+		return refused(s, STAGE_GREETING, "greeting refused", e);
 	if ((rc = ehlo(s, helo, e)) != 0)
 		return rc;
 	if (o->tls == TLS_STARTTLS)
@@ -658,19 +779,19 @@ auth_check(struct smtp *s, const char *mech, const char *user,
 	const char *offered = smtp_ext_param(s, "AUTH");
 
 	if (!smtp_has_ext(s, "AUTH"))
-		return err_set(e, EX_PROTOCOL, "%s: server does not offer "
-		    "AUTH %s (it offers no authentication at all)", s->host,
-		    mech);
+		return verdict_fail(e, VK_NO_AUTH, NULL, "%s: server does not "
+		    "offer AUTH %s (it offers no authentication at all)",
+		    s->host, mech);
 	if (!has_word(offered, mech))
-		return err_set(e, EX_UNAVAILABLE, "%s: server does not offer "
-		    "AUTH %s (it offers: %s)", s->host, mech,
+		return verdict_fail(e, VK_NO_AUTH, NULL, "%s: server does not "
+		    "offer AUTH %s (it offers: %s)", s->host, mech,
 		    offered ? offered : "nothing");
 	if (has_ctl(user) || user[0] == '\0')
 		return err_set(e, EX_CONFIG, "the user name is empty or holds "
 		    "a control character");
 	if (has_ctl(token) || token[0] == '\0')
-		return err_set(e, EX_CONFIG, "the access token is empty or "
-		    "holds a control character; run `bearmail login`");
+		return verdict_fail(e, VK_BAD_TOKEN, NULL, "the access token "
+		    "is empty or holds a control character");
 	return 0;
 }
 
@@ -688,16 +809,16 @@ auth_start(struct smtp *s, const char *mech, const char *blob,
 	if (b.len > SMTP_MAX_AUTH_LINE) {
 		buf_reset(&b);
 		buf_addf(&b, "AUTH %s\r\n", mech);
-		if ((rc = send_raw(s, b.data, b.len, NULL, W_CMD, e)) != 0 ||
-		    (rc = read_reply(s, W_CMD, NULL, e)) != 0 ||
+		if ((rc = send_raw(s, b.data, b.len, NULL, STAGE_AUTH,
+		    e)) != 0 || (rc = read_reply(s, STAGE_AUTH, NULL, e)) != 0 ||
 		    s->last.code != 334)
 			goto out;
 		buf_reset(&b);
 		buf_addf(&b, "%s\r\n", blob);
 		snprintf(shown, sizeof(shown), "[redacted]");
 	}
-	if ((rc = send_raw(s, b.data, b.len, shown, W_CMD, e)) == 0)
-		rc = read_reply(s, W_CMD, NULL, e);
+	if ((rc = send_raw(s, b.data, b.len, shown, STAGE_AUTH, e)) == 0)
+		rc = read_reply(s, STAGE_AUTH, NULL, e);
 out:
 	buf_free(&b, 1);
 	return rc;
@@ -712,14 +833,14 @@ auth_finish(struct smtp *s, enum auth_mech mech, struct bm_err *e)
 	int rc = 0;
 
 	if (s->last.code == 334) {
-		rc = send_raw(s, answer, strlen(answer), NULL, W_CMD, e);
+		rc = send_raw(s, answer, strlen(answer), NULL, STAGE_AUTH, e);
 		if (rc == 0)
-			rc = read_reply(s, W_CMD, NULL, e);
+			rc = read_reply(s, STAGE_AUTH, NULL, e);
 	}
 	if (rc == 0 && s->last.code == 334) {
-		rc = send_raw(s, "*\r\n", 3, NULL, W_CMD, e);
+		rc = send_raw(s, "*\r\n", 3, NULL, STAGE_AUTH, e);
 		if (rc == 0)
-			rc = read_reply(s, W_CMD, NULL, e);
+			rc = read_reply(s, STAGE_AUTH, NULL, e);
 	}
 	return rc;
 }
@@ -737,18 +858,16 @@ smtp_auth(struct smtp *s, enum auth_mech mech, const char *user,
 	blob = mech == AUTH_OAUTHBEARER ?
 	    smtp_oauthbearer_blob(user, s->host, s->port, token) :
 	    smtp_xoauth2_blob(user, token);
+	/* from now on the server may quote them: scrub every reply */
+	scrub_add(&s->scrub, blob);
+	scrub_add(&s->scrub, token);
 	s->redact = 1;
 	if ((rc = auth_start(s, name, blob, e)) != 0 ||
 	    (rc = auth_finish(s, mech, e)) != 0)
 		goto out;
 	if (s->last.code == 235)
 		goto out;
-	rc = refused(s, "authentication failed", e);
-	if (s->last.code == 535) {
-		rc = EX_NOPERM;
-		if (e)
-			e->code = rc;
-	}
+	rc = refused(s, STAGE_AUTH, "authentication failed", e);
 out:
 	s->redact = 0;
 	wipe_free(blob);
@@ -915,13 +1034,16 @@ rcpt_command(const struct smtp *s, const struct smtp_rcpt *r)
 	return xasprintf("RCPT TO:<%s>\r\n", r->addr);
 }
 
+/* The recipient's result: rep, the reply at stage st. */
 static void
-rcpt_set(struct smtp_rcpt *r, const struct smtp_reply *rep)
+rcpt_set(struct smtp_rcpt *r, const struct smtp_reply *rep,
+    enum verdict_stage st)
 {
 	free(r->text);
 	r->code = rep->code;
 	snprintf(r->enh, sizeof(r->enh), "%s", rep->enh);
 	r->text = xstrdup(rep->text ? rep->text : "");
+	r->stage = (int)st;
 }
 
 /* Note the reply to command k (0 MAIL, 1..n RCPT, n+1 DATA). */
@@ -933,16 +1055,17 @@ txn_note(struct smtp *s, struct smtp_txn *t, size_t k)
 	} else if (k == t->nrcpts + 1) {
 		reply_copy(&t->data, &s->last);
 	} else {
-		rcpt_set(&t->rcpts[k - 1], &s->last);
+		rcpt_set(&t->rcpts[k - 1], &s->last, STAGE_RCPT);
 		if (s->last.code / 100 == 2)
 			t->accepted++;
 	}
 }
 
-static enum smtp_wait
-txn_wait(const struct smtp_txn *t, size_t k)
+static enum verdict_stage
+txn_stage(const struct smtp_txn *t, size_t k)
 {
-	return k == 0 ? W_MAIL : k == t->nrcpts + 1 ? W_DATA : W_RCPT;
+	return k == 0 ? STAGE_MAIL : k == t->nrcpts + 1 ? STAGE_DATA :
+	    STAGE_RCPT;
 }
 
 /*
@@ -968,10 +1091,11 @@ txn_envelope(struct smtp *s, struct smtp_txn *t, char **cmds,
 		buf_reset(&out);
 		for (k = start; k < end; k++)
 			buf_adds(&out, cmds[k]);
-		if ((rc = send_raw(s, out.data, out.len, NULL, W_MAIL, e)))
+		if ((rc = send_raw(s, out.data, out.len, NULL,
+		    txn_stage(t, start), e)))
 			break;
 		for (k = start; k < end && rc == 0; k++)
-			if ((rc = read_reply(s, txn_wait(t, k), NULL, e)) == 0)
+			if ((rc = read_reply(s, txn_stage(t, k), NULL, e)) == 0)
 				txn_note(s, t, k);
 	}
 	buf_free(&out, 0);
@@ -986,11 +1110,11 @@ txn_abandon(struct smtp *s, struct smtp_txn *t)
 	struct bm_err ignored;
 
 	if (t->data.code == 354 &&
-	    send_raw(s, ".\r\n", 3, NULL, W_DOT, &ignored) == 0 &&
-	    read_reply(s, W_DOT, NULL, &ignored) == 0)
+	    send_raw(s, ".\r\n", 3, NULL, STAGE_DOT, &ignored) == 0 &&
+	    read_reply(s, STAGE_DOT, NULL, &ignored) == 0)
 		reply_copy(&t->data, &s->last);
 	if (!s->dead)
-		command(s, "RSET", W_CMD, NULL, &ignored);
+		command(s, "RSET", STAGE_RSET, NULL, &ignored);
 }
 
 /* All recipients refused: the first temporary refusal, else the first. */
@@ -999,8 +1123,9 @@ txn_no_rcpt(struct smtp *s, struct smtp_txn *t, struct bm_err *e)
 {
 	const struct smtp_rcpt *r = &t->rcpts[0];
 	struct smtp_reply rep = { 0, "", NULL };
-	char buf[900];
+	char *what;
 	size_t i;
+	int rc;
 
 	for (i = 0; i < t->nrcpts; i++)
 		if (t->rcpts[i].code / 100 == 4) {
@@ -1010,24 +1135,25 @@ txn_no_rcpt(struct smtp *s, struct smtp_txn *t, struct bm_err *e)
 	rep.code = r->code;
 	snprintf(rep.enh, sizeof(rep.enh), "%s", r->enh);
 	rep.text = r->text;
-	reply_str(&rep, buf, sizeof(buf));
-	if (t->nrcpts == 1)
-		return err_set(e, exits_from_smtp(r->code, r->enh, r->text),
-		    "recipient %s refused (%s)", r->addr, buf);
-	return err_set(e, exits_from_smtp(r->code, r->enh, r->text),
-	    "all %zu recipients refused, first %s (%s)", t->nrcpts, r->addr,
-	    buf);
+	what = t->nrcpts == 1 ? xasprintf("recipient %s refused", r->addr) :
+	    xasprintf("all %zu recipients refused, first %s", t->nrcpts,
+	    r->addr);
+	rc = refused_by(s, STAGE_RCPT, &rep, NULL, what, e);
+	free(what);
+	return rc;
 }
 
-/* Give accepted recipients (and, when MAIL failed, every one) a result. */
+/* Give accepted recipients (and, when MAIL failed, every one) the
+ * result rep had at stage st. */
 static void
-txn_results(struct smtp_txn *t, const struct smtp_reply *rep, int all)
+txn_results(struct smtp_txn *t, const struct smtp_reply *rep, int all,
+    enum verdict_stage st)
 {
 	size_t i;
 
 	for (i = 0; i < t->nrcpts; i++)
 		if (all || t->rcpts[i].code / 100 == 2)
-			rcpt_set(&t->rcpts[i], rep);
+			rcpt_set(&t->rcpts[i], rep, st);
 }
 
 static int
@@ -1036,8 +1162,8 @@ flush_data(struct smtp *s, struct buf *out, struct bm_err *e)
 	int rc = 0;
 
 	if (out->len > 0 && (rc = net_write(s->net, out->data, out->len,
-	    timeout_for(s, W_BLOCK), e)) != 0)
-		lost(s, e);
+	    timeout_for(s, STAGE_BODY), e)) != 0)
+		lost(s, e, STAGE_BODY);
 	buf_reset(out);
 	return rc;
 }
@@ -1060,6 +1186,8 @@ stream_body(struct smtp *s, const struct smtp_txn *t,
 			rc = err_set(e, EX_IOERR, "cannot read the message: %s",
 			    r < 0 ? strerror(errno) : "file is shorter than "
 			    "expected");
+			if (e != NULL)
+				e->v.stage = STAGE_BODY;
 			break;
 		}
 		if (r == 0)
@@ -1103,51 +1231,56 @@ out:
 	return rc;
 }
 
+/* The body, the final dot, and its reply: after the dot, a reply that is
+ * lost, late or unreadable leaves the message with the server maybe, and
+ * read_reply's verdict (temporary) says so. */
 static int
 txn_data(struct smtp *s, struct smtp_txn *t, struct bm_err *e)
 {
-	char buf[900];
 	int rc;
 
 	if ((rc = send_message(s, t, e)) != 0 ||
-	    (rc = read_reply(s, W_DOT, NULL, e)) != 0)
+	    (rc = read_reply(s, STAGE_DOT, NULL, e)) != 0)
 		return rc;
 	reply_copy(&t->data, &s->last);
-	txn_results(t, &t->data, 0);
-	if (t->data.code / 100 == 2)
+	if (t->data.code / 100 == 2) {
+		txn_results(t, &t->data, 0, STAGE_DOT);
 		return 0;
-	return err_set(e, exits_from_smtp(t->data.code, t->data.enh,
-	    t->data.text), "message refused (%s)",
-	    reply_str(&t->data, buf, sizeof(buf)));
+	}
+	if (t->data.code >= 400)
+		txn_results(t, &t->data, 0, STAGE_DOT);
+	return refused_by(s, STAGE_DOT, &t->data, NULL, "message refused", e);
 }
 
 /* The outcome of the envelope: 0 when the data may be sent. */
 static int
 txn_verdict(struct smtp *s, struct smtp_txn *t, struct bm_err *e)
 {
-	char buf[900];
+	char *what;
 	int rc = 0;
 
 	if (t->mail.code / 100 != 2) {
-		txn_results(t, &t->mail, 1);
-		rc = err_set(e, exits_from_smtp(t->mail.code, t->mail.enh,
-		    t->mail.text), "sender <%s> refused (%s)", t->sender,
-		    reply_str(&t->mail, buf, sizeof(buf)));
+		if (t->mail.code >= 400)
+			txn_results(t, &t->mail, 1, STAGE_MAIL);
+		what = xasprintf("sender <%s> refused", t->sender);
+		rc = refused_by(s, STAGE_MAIL, &t->mail, NULL, what, e);
+		free(what);
 	} else if (t->accepted == 0) {
 		rc = txn_no_rcpt(s, t, e);
 	} else if (t->data.code != 354) {
-		rc = err_set(e, exits_from_smtp(t->data.code, t->data.enh,
-		    t->data.text), "DATA refused (%s)",
-		    reply_str(&t->data, buf, sizeof(buf)));
-		txn_results(t, &t->data, 0);
-		return rc;
+		/* a 2xx here would make the body commands: never send it */
+		if (t->data.code >= 400)
+			txn_results(t, &t->data, 0, STAGE_DATA);
+		return refused_by(s, STAGE_DATA, &t->data, NULL,
+		    "DATA refused", e);
 	}
-	if (rc)
+	if (rc && !s->dead)
 		txn_abandon(s, t);
 	return rc;
 }
 
-/* The connection went away: recipients without a reply get the cause. */
+/* The connection went away: recipients without a reply (and those only
+ * accepted at RCPT) get the cause, at the stage it happened. */
 static void
 txn_lost(struct smtp_txn *t, const struct bm_err *e)
 {
@@ -1157,7 +1290,8 @@ txn_lost(struct smtp_txn *t, const struct bm_err *e)
 	rep.text = (char *)(e ? e->msg : "connection lost");
 	for (i = 0; i < t->nrcpts; i++)
 		if (t->rcpts[i].text == NULL || t->rcpts[i].code / 100 == 2)
-			rcpt_set(&t->rcpts[i], &rep);
+			rcpt_set(&t->rcpts[i], &rep, e ? (enum verdict_stage)
+			    e->v.stage : STAGE_BODY);
 }
 
 int
@@ -1175,19 +1309,22 @@ smtp_send(struct smtp *s, struct smtp_txn *t, struct bm_err *e)
 		t->rcpts[i].code = 0;
 		t->rcpts[i].enh[0] = '\0';
 		t->rcpts[i].text = NULL;
+		t->rcpts[i].stage = STAGE_LOCAL;
 	}
+	err_set(e, 0, "%s", "");
 	if ((rc = txn_check(t, &utf8, e)) != 0 ||
 	    (rc = txn_size(t, &size, e)) != 0)
 		return rc;
 	if (max > 0 && size > max)
-		return err_set(e, EX_DATAERR, "message is %lld bytes, the "
-		    "server accepts at most %lld", size, max);
+		return verdict_fail(e, VK_TOO_BIG, NULL, "message is %lld "
+		    "bytes, the server accepts at most %lld", size, max);
 	if (utf8 && !smtp_has_ext(s, "SMTPUTF8"))
-		return err_set(e, EX_DATAERR, "an address is not ASCII and "
-		    "the server does not offer SMTPUTF8");
-	if (s->dead || s->net == NULL)
-		return err_set(e, EX_TEMPFAIL, "%s: connection lost",
-		    s->host);
+		return verdict_fail(e, VK_NO_SMTPUTF8, NULL, "an address is "
+		    "not ASCII and the server does not offer SMTPUTF8");
+	if (s->dead || s->net == NULL) {
+		err_set(e, EX_TEMPFAIL, "%s: connection lost", s->host);
+		return verdict_lost(e, STAGE_MAIL);
+	}
 	cmds = xcalloc(ncmd, sizeof(*cmds));
 	cmds[0] = mail_command(s, t, size, utf8);
 	for (i = 0; i < t->nrcpts; i++)
@@ -1221,13 +1358,20 @@ smtp_txn_clear(struct smtp_txn *t)
 /* ---------------------------------------------------- RSET and QUIT */
 
 int
+smtp_alive(const struct smtp *s)
+{
+	return s != NULL && !s->dead && s->net != NULL;
+}
+
+int
 smtp_rset(struct smtp *s, struct bm_err *e)
 {
 	int rc;
 
-	if ((rc = command(s, "RSET", W_CMD, NULL, e)) != 0)
+	if ((rc = command(s, "RSET", STAGE_RSET, NULL, e)) != 0)
 		return rc;
-	return s->last.code == 250 ? 0 : refused(s, "RSET refused", e);
+	return s->last.code == 250 ? 0 : refused(s, STAGE_RSET, "RSET refused",
+	    e);
 }
 
 void
@@ -1238,9 +1382,10 @@ smtp_close(struct smtp *s)
 	if (s == NULL)
 		return;
 	if (s->net && !s->dead)
-		command(s, "QUIT", W_QUIT, NULL, &ignored);
+		command(s, "QUIT", STAGE_QUIT, NULL, &ignored);
 	net_close(s->net);
 	ext_clear(s);
+	scrub_free(&s->scrub);
 	free(s->last.text);
 	buf_free(&s->line, 0);
 	free(s->host);

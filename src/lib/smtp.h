@@ -3,9 +3,12 @@
  * with 7628 OAUTHBEARER and XOAUTH2, 2920 PIPELINING, 1870 SIZE,
  * 6152 8BITMIME, 6531 SMTPUTF8, 3461 DSN, 2034/3463 enhanced status codes.
  *
- * Functions returning int return 0 or a sysexits code, with e filled.
- * A reply the server sent is mapped with exits_from_smtp(); network, TLS
- * and timeout failures are EX_TEMPFAIL.
+ * Functions returning int return 0 or a sysexits code, with e filled and
+ * its verdict given by verdict.h: a reply the server sent is judged by
+ * verdict_reply() at the stage it answered; a lost connection, a timeout
+ * (one deadline bounds a whole reply) or an unreadable reply is
+ * verdict_lost() at that stage.  Every reply line is scrubbed of the AUTH
+ * response and the token before it is kept, shown or logged.
  */
 #ifndef BEARMAIL_SMTP_H
 #define BEARMAIL_SMTP_H
@@ -49,7 +52,8 @@ struct smtp;                  /* opaque session */
  * *out set, or a sysexits code with e filled: "<host>: <what> (<server's
  * reply>)".  A server that does not offer STARTTLS when it is required is
  * EX_TEMPFAIL ("<host>: server does not offer STARTTLS"), like every other
- * TLS failure: the queue retries.
+ * TLS failure: the queue retries.  Every failure here is a session
+ * failure: e->v.temporary.
  */
 int smtp_open(struct smtp **out, const struct smtp_opts *o, struct bm_err *e);
 
@@ -71,9 +75,9 @@ long long smtp_max_size(const struct smtp *s);   /* SIZE param; 0: none */
  * sending anything when the mechanism is not advertised: EX_PROTOCOL when
  * the server offers no AUTH at all, EX_UNAVAILABLE when it offers other
  * mechanisms ("<host>: server does not offer AUTH XOAUTH2 ...").
- * 535 -> EX_NOPERM "<host>: authentication failed (535 5.7.3 ...)"; other
- * replies via exits_from_smtp().  A user or token holding control
- * characters is EX_CONFIG.  The token is never printed (verbose shows
+ * 535 -> EX_NOPERM "<host>: authentication failed (535 5.7.3 ...)", and
+ * for 5.7.3 e->v.fresh_token; other replies by verdict_reply().  A user or
+ * token holding control characters is EX_CONFIG.  The token is never printed (verbose shows
  * [redacted]) and every copy of it is wiped.
  */
 int smtp_auth(struct smtp *s, enum auth_mech mech, const char *user,
@@ -89,6 +93,10 @@ struct smtp_rcpt {
 	                              accepted recipients after DATA (see below) */
 	char enh[16];              /* out */
 	char *text;                /* out: xmalloc'd reply text (caller frees via smtp_txn_clear) */
+	int stage;                 /* out: the enum verdict_stage the reply
+	                              answered (STAGE_RCPT, STAGE_MAIL,
+	                              STAGE_DATA, STAGE_DOT), or where the
+	                              transaction stopped when code is 0 */
 };
 
 struct smtp_txn {
@@ -121,16 +129,19 @@ struct smtp_txn {
  * With PIPELINING, MAIL/RCPT.../DATA are sent in one write (in groups of
  * 100 commands for long recipient lists) and the replies read in order.
  * If no recipient is accepted, RSET instead of (or after) DATA.
- * Every recipient gets its own result in rcpts[i].code/enh/text: the RCPT
- * reply when it was refused (the MAIL reply when MAIL was refused), else
- * the final data reply; code 0 when the connection was lost first.
+ * Every recipient gets its own result in rcpts[i].code/enh/text/stage:
+ * the RCPT reply when it was refused (the MAIL reply when MAIL was
+ * refused), else the final data reply; code 0 when the connection was lost
+ * first, or when nothing was sent (e then says why).
  * Returns 0 when the data was accepted (250) for the accepted recipients
  * (check rcpts[] for refused ones); otherwise a sysexits code with
  * e->msg = "<what failed> (<code> <enh> <text>)": "sender <a> refused
  * (...)", "recipient bob@x refused (550 5.1.1 User unknown)", "all 3
  * recipients refused, first bob@x (...)" (EX_TEMPFAIL when any refusal was
  * temporary), "DATA refused (...)", "message refused (554 5.6.0 ...)".
- * Connection lost mid-way -> EX_TEMPFAIL; a short body file -> EX_IOERR.
+ * Connection lost mid-way, or a reply that cannot be read (also after the
+ * final dot) -> EX_TEMPFAIL; a positive reply out of step (250 to DATA)
+ * -> EX_TEMPFAIL, nothing more sent; a short body file -> EX_IOERR.
  * Any byte CR or LF in sender/recipient, an empty recipient list, or a
  * malformed NOTIFY/RET value -> EX_USAGE, nothing sent.
  * The session stays usable for another smtp_send after smtp_rset() when the
@@ -139,6 +150,10 @@ struct smtp_txn {
  */
 int smtp_send(struct smtp *s, struct smtp_txn *t, struct bm_err *e);
 void smtp_txn_clear(struct smtp_txn *t);  /* free the out fields */
+
+/* Whether the connection can carry another command (not lost, not
+ * closed by a 421, not out of step). */
+int smtp_alive(const struct smtp *s);
 
 /* RSET; 0 on 250, else a sysexits code (EX_TEMPFAIL when the connection
  * is gone). */

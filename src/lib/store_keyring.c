@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "store_keyring.h"
+#include "verdict.h"
 
 #ifdef HAVE_LIBSECRET
 
@@ -201,9 +202,9 @@ store_keyring_load(const struct account *a, struct token_rec *t,
 		ret = err_set(e, EX_NOINPUT, "no keyring item %s for account %s",
 		    STORE_KEYRING_SCHEMA, a->name);
 	else if (store_file_decode(secret, strlen(secret), t) != 0)
-		ret = err_set(e, EX_CONFIG, "the keyring item %s for account %s "
-		    "is not a token record: run `bearmail logout %s` and log "
-		    "in again", STORE_KEYRING_SCHEMA, a->name, a->name);
+		ret = verdict_fail(e, VK_KEYRING_ITEM, a->name, "the keyring "
+		    "item %s for account %s is not a token record",
+		    STORE_KEYRING_SCHEMA, a->name);
 	if (secret != NULL)
 		secret_password_free(secret);
 	g_clear_error(&err);
@@ -304,11 +305,8 @@ secret_failed(const char *name, const char *what, int expired,
 static int
 secret_missing(const char *name, struct bm_err *e)
 {
-	return err_set(e, EX_CONFIG, "keyring:%s: no such secret in the "
-	    "keyring: store it with `bearmail secret set %s` (it reads the "
-	    "secret on stdin), or `secret-tool store --label='bearmail secret "
-	    "%s' service " STORE_KEYRING_SECRET_SERVICE " name %s`", name,
-	    name, name, name);
+	return verdict_fail(e, VK_NO_SECRET, name, "keyring:%s: no such "
+	    "secret in the keyring", name);
 }
 
 int

@@ -2,8 +2,10 @@
  * submit - the delivery path of one message: choose the account, spool and
  * canonicalise the input, gather the recipients (argv, -t headers, aliases),
  * complete the header (Date, Message-ID, From, Bcc removal, From policy),
- * get an OAuth2 token and hand the message to the SMTP client.  Every
- * failure leaves here as one sysexits code (see exits.h) and one line.
+ * get an OAuth2 token and hand the message to the SMTP client.  What each
+ * recipient's outcome means -- sent, waiting in the queue, refused -- is
+ * the failure policy's (verdict.h); this file acts on it: logs, queues,
+ * bounces, and leaves with one sysexits code and one line per refusal.
  */
 #include "config.h"
 
@@ -23,14 +25,13 @@
 #include "bsmtp.h"
 #include "deliver.h"
 #include "dsn.h"
-#include "exits.h"
 #include "log.h"
 #include "message.h"
-#include "qrun.h"
 #include "queue.h"
 #include "smtp.h"
 #include "state.h"
 #include "submit.h"
+#include "verdict.h"
 
 struct delivery {
 	struct config *c;
@@ -42,7 +43,7 @@ struct delivery {
 	char *relay;
 	char *fullname;
 	struct queue *q;          /* opened when first needed */
-	int spawn_flush;          /* start a background queue run at the end */
+	int flush;                /* the queue has work now: a run should start */
 	int queued;               /* (part of) this message went to the queue */
 	char queue_id[32];        /*   under this id */
 };
@@ -268,36 +269,6 @@ report(const struct delivery *d, const char *msg)
 		warnx_("%s", msg);
 }
 
-/* Whether the server refused this recipient at RCPT time (rather than
- * the whole message, whose reply every remaining recipient carries). */
-static int
-rcpt_refused(const struct smtp_txn *t, const struct smtp_rcpt *rp)
-{
-	const struct smtp_reply *m = &t->data;
-
-	if (rp->code < 400 || t->mail.code / 100 != 2)
-		return 0;
-	return !(m->code == rp->code && strcmp(m->enh, rp->enh) == 0 &&
-	    m->text && rp->text && strcmp(m->text, rp->text) == 0);
-}
-
-static void
-add_addr(struct buf *b, const char *addr)
-{
-	buf_addf(b, "%s<%s>", b->len ? "," : "", addr);
-}
-
-/* A failure that a later try (or a login, or an administrator) can fix:
- * the message waits in the queue instead of being refused.  Before the
- * transaction that is anything but a malformed or oversized message. */
-static int
-worth_queueing(int code, int before_txn)
-{
-	if (before_txn)
-		return code != EX_USAGE && code != EX_DATAERR && code != EX_NOUSER;
-	return exits_is_temporary(code);
-}
-
 static int
 open_queue(struct delivery *d, struct bm_err *e)
 {
@@ -312,9 +283,12 @@ open_queue(struct delivery *d, struct bm_err *e)
 	return rc;
 }
 
+/* The envelope of the message: every recipient, pending. */
 static void
 env_init(struct delivery *d, struct qenv *env)
 {
+	size_t i;
+
 	memset(env, 0, sizeof(*env));
 	env->account = xstrdup(d->a->name);
 	env->sender = xstrdup(d->sender);
@@ -325,209 +299,125 @@ env_init(struct delivery *d, struct qenv *env)
 	env->dsn_envid = d->r->envid ? xstrdup(d->r->envid) : NULL;
 	env->eightbit = d->m.eightbit || d->r->body_8bit;
 	env->error_mode_mail = d->r->error_mode == ERRMODE_MAIL;
+	for (i = 0; i < d->rcpts.n; i++)
+		qenv_add_rcpt(env, d->rcpts.v[i].addr, d->r->notify);
 }
 
-/* Durably queue the message for env's recipients; logs "deferred". */
+/* Durably queue the message for env's pending recipients (the others
+ * are recorded as done); logs "deferred" with why. */
 static int
-enqueue(struct delivery *d, struct qenv *env, const char *why,
-    struct bm_err *e)
+enqueue(struct delivery *d, struct qenv *env, const char *to,
+    const char *why, struct bm_err *e)
 {
-	struct buf to = BUF_INIT;
 	char *line;
-	size_t i;
 	int rc;
 
 	free(env->last_error);
 	env->last_error = xstrdup(why);
 	if ((rc = open_queue(d, e)) != 0 ||
 	    (rc = queue_enqueue(d->q, env, d->m.head, d->m.head_len, d->m.fd,
-	    d->m.body_off, d->m.body_len, e)) != 0) {
-		char *cause = xstrdup(e->msg);
-
-		err_set(e, rc, "the message could not be delivered (%s) nor "
-		    "queued: %s", why, cause);
-		free(cause);
-		return rc;
-	}
+	    d->m.body_off, d->m.body_len, e)) != 0)
+		return err_prefix(e, "the message could not be delivered "
+		    "(%s) nor queued", why);
 	d->queued = 1;
 	snprintf(d->queue_id, sizeof(d->queue_id), "%s", env->id);
-	for (i = 0; i < env->nrcpts; i++)
-		add_addr(&to, env->rcpts[i].addr);
 	line = xasprintf("%s, queued as %s", why, env->id);
-	log_result(d, to.data, "deferred", line);
+	log_result(d, to, "deferred", line);
 	free(line);
-	buf_free(&to, 0);
 	return 0;
 }
 
-/* What happened to one transaction, recipient by recipient. */
-struct outcome {
-	struct buf sent;          /* addresses the server accepted */
-	struct qenv later;        /* to be queued */
-	char *later_why;
-	struct qenv failed;       /* refused for good (for the bounce) */
-	int fail_code;            /* the first permanent refusal's code */
-	char *fail_msg;
-};
-
-static void
-note_failure(struct delivery *d, struct outcome *o, struct smtp_rcpt *rp,
-    int code, const char *what)
-{
-	char *to = xasprintf("<%s>", rp->addr);
-	struct qrcpt *q;
-
-	log_result(d, to, "bounced", what);
-	qenv_add_rcpt(&o->failed, rp->addr, rp->notify);
-	q = &o->failed.rcpts[o->failed.nrcpts - 1];
-	q->state = QR_FAILED;
-	q->code = rp->code;
-	snprintf(q->enh, sizeof(q->enh), "%s", rp->enh);
-	q->reply = xstrdup(what);
-	if (o->fail_code == 0) {
-		o->fail_code = code;
-		o->fail_msg = xstrdup(what);
-	} else {
-		report(d, what);
-	}
-	free(to);
-}
-
-static void
-note_later(struct outcome *o, struct smtp_rcpt *rp, const char *why)
-{
-	qenv_add_rcpt(&o->later, rp->addr, rp->notify);
-	if (o->later_why == NULL)
-		o->later_why = xstrdup(why);
-}
-
-static void
-classify(struct delivery *d, struct smtp_txn *t, int rc, const char *why,
-    struct outcome *o)
-{
-	int before_txn = t->mail.code == 0;
-	size_t i;
-
-	for (i = 0; i < t->nrcpts; i++) {
-		struct smtp_rcpt *rp = &t->rcpts[i];
-		char *what;
-		int code;
-
-		if (rc == 0 && rp->code / 100 == 2) {
-			add_addr(&o->sent, rp->addr);
-			continue;
-		}
-		if (!rcpt_refused(t, rp)) {
-			if (worth_queueing(rc, before_txn))
-				note_later(o, rp, why);
-			else
-				note_failure(d, o, rp, rc, why);
-			continue;
-		}
-		code = exits_from_smtp(rp->code, rp->enh, rp->text);
-		what = xasprintf("recipient %s refused (%d%s%s %s)", rp->addr,
-		    rp->code, rp->enh[0] ? " " : "", rp->enh,
-		    rp->text ? rp->text : "");
-		if (exits_is_temporary(code))
-			note_later(o, rp, what);
-		else
-			note_failure(d, o, rp, code, what);
-		free(what);
-	}
-}
-
-static void
-outcome_free(struct outcome *o)
-{
-	buf_free(&o->sent, 0);
-	qenv_free(&o->later);
-	qenv_free(&o->failed);
-	free(o->later_why);
-	free(o->fail_msg);
-}
-
-/* Exchange's throttling replies: retry later than usual. */
+/* Bounce the refused recipients to the sender (-oem): 0 once the bounce
+ * is queued. */
 static int
-is_throttled(const char *why)
-{
-	return strstr(why, "4.3.2") || strstr(why, "SubmissionQuota") ||
-	    strstr(why, "Concurrent connections");
-}
-
-/* Bounce the permanent failures to the sender (-oem): 0 when it is queued. */
-static int
-bounce(struct delivery *d, struct outcome *o, struct bm_err *e)
+bounce(struct delivery *d, const struct qenv *env, const struct attempt *at,
+    struct bm_err *e)
 {
 	int rc;
 
 	if (*d->sender == '\0')
-		return o->fail_code;
+		return at->fail_ex;
 	if ((rc = open_queue(d, e)) != 0 ||
-	    (rc = dsn_enqueue_bounce(d->q, d->a, &o->failed, d->m.head,
-	    d->m.head_len, 0, e)) != 0)
+	    (rc = dsn_enqueue_bounce(d->q, d->a, env, at->newly_failed,
+	    d->m.head, d->m.head_len, 0, e)) != 0)
 		return rc;
-	d->spawn_flush = 1;
+	d->flush = 1;
 	return 0;
 }
 
+/* Each refusal, once: the first is the caller's error (e), the others
+ * are printed now. */
+static void
+report_failures(struct delivery *d, const struct attempt *at,
+    struct bm_err *e)
+{
+	const char *p = at->more_failed.data, *nl;
+	char *line;
+
+	for (; p != NULL && (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+		line = xstrndup(p, (size_t)(nl - p));
+		report(d, line);
+		free(line);
+	}
+	err_set(e, at->fail_ex, "%s", at->failed_reply);
+}
+
 /*
- * Settle a transaction: log what was sent, queue what a later try may
- * deliver (exit 0 once it is durably queued), and report what was refused
- * for good: its exit code, or with -oem a bounce to the sender.
+ * Settle the attempt: log what was sent, queue what a later try may
+ * deliver (0 once it is durably queued; the line is printed unless the
+ * wait is a plain temporary failure), and report what was refused for
+ * good: its exit code, or with -oem a bounce to the sender.
  */
 static int
-conclude(struct delivery *d, struct smtp_txn *t, int rc, struct bm_err *e)
+conclude(struct delivery *d, struct qenv *env, struct attempt *at,
+    int rc, struct bm_err *e)
 {
-	struct outcome o;
-	char *why = xstrdup(rc ? e->msg : "");
 	int ret = 0;
 
-	memset(&o, 0, sizeof(o));
-	env_init(d, &o.later);
-	env_init(d, &o.failed);
-	classify(d, t, rc, why, &o);
-	if (o.sent.len)
-		log_result(d, o.sent.data, "sent", t->data.text ?
-		    t->data.text : "");
-	if (o.later.nrcpts > 0) {
-		o.later.attempts = 1;
-		o.later.next_try = (long long)time(NULL) +
-		    queue_backoff(1, is_throttled(o.later_why));
-		if ((ret = enqueue(d, &o.later, o.later_why, e)) != 0)
-			goto out;
+	if (at->nsent)
+		log_result(d, at->sent.data, "sent", at->sent_reply);
+	if (at->nfailed)
+		log_result(d, at->failed.data, "bounced", at->failed_reply);
+	if (at->nlater) {
+		env->attempts = 1;
+		env->next_try = (long long)time(NULL) +
+		    queue_backoff(1, at->throttled);
+		if ((ret = enqueue(d, env, at->later.data, at->later_reply,
+		    e)) != 0)
+			return ret;
 		if (rc != EX_TEMPFAIL || d->r->verbose) {
-			char *line = xasprintf("%s (queued as %s)", o.later_why,
-			    o.later.id);
+			char *line = xasprintf("%s (queued as %s)",
+			    at->later_reply, env->id);
 
 			report(d, line);
 			free(line);
 		}
 	}
-	if (o.failed.nrcpts > 0) {
-		err_set(e, o.fail_code, "%s", o.fail_msg);
-		ret = d->r->error_mode == ERRMODE_MAIL ? bounce(d, &o, e) :
-		    o.fail_code;
+	if (at->nfailed) {
+		report_failures(d, at, e);
+		ret = d->r->error_mode == ERRMODE_MAIL ?
+		    bounce(d, env, at, e) : at->fail_ex;
 	}
-out:
-	outcome_free(&o);
-	free(why);
 	return ret;
 }
 
+/* The transaction for every recipient of env; map[j] = j. */
 static void
-txn_init(struct delivery *d, struct smtp_txn *t)
+txn_init(struct delivery *d, const struct qenv *env, struct smtp_txn *t,
+    size_t *map)
 {
 	size_t i;
 
 	memset(t, 0, sizeof(*t));
 	t->sender = d->sender;
-	t->nrcpts = d->rcpts.n;
-	t->rcpts = xcalloc(t->nrcpts, sizeof(*t->rcpts));
+	t->nrcpts = env->nrcpts;
+	t->rcpts = xcalloc(t->nrcpts + 1, sizeof(*t->rcpts));
 	for (i = 0; i < t->nrcpts; i++) {
-		t->rcpts[i].addr = d->rcpts.v[i].addr;
-		t->rcpts[i].notify = d->r->notify;
+		map[i] = i;
+		t->rcpts[i].addr = env->rcpts[i].addr;
+		t->rcpts[i].notify = env->rcpts[i].notify;
 	}
-	t->eightbit = d->m.eightbit || d->r->body_8bit;
+	t->eightbit = env->eightbit;
 	t->dsn_ret = d->r->ret;
 	t->dsn_envid = d->r->envid;
 	t->head = d->m.head;
@@ -537,30 +427,55 @@ txn_init(struct delivery *d, struct smtp_txn *t)
 	t->body_len = d->m.body_len;
 }
 
-/* Deliver now, within the account's connection limit. */
+/* One attempt now, within the account's connection limit; its outcome
+ * per recipient in at. */
 static int
-send_message(struct delivery *d, struct bm_err *e)
+attempt_now(struct delivery *d, struct qenv *env, struct attempt *at,
+    struct bm_err *e)
 {
 	struct dsession *ds = NULL;
 	struct smtp_txn t;
-	struct bm_err qe = { 0, "" };
+	struct bm_err qe = { 0 };
+	size_t *map = xcalloc(env->nrcpts + 1, sizeof(*map));
 	int rc, slot = -1;
 
-	txn_init(d, &t);
+	txn_init(d, env, &t, map);
 	if (open_queue(d, &qe) == 0 &&
-	    queue_slot_take(d->q, d->a, &slot, &qe) == 1)
-		rc = err_set(e, EX_TEMPFAIL, "all %d connections of account "
-		    "%s are busy (max_connections)", d->a->max_connections,
-		    d->a->name);
-	else if ((rc = deliver_open(d->a, d->r->verbose ? stderr : NULL, &ds,
-	    e)) == 0)
+	    queue_slot_take(d->q, d->a, &slot, &qe) == 1) {
+		rc = verdict_fail(e, VK_BUSY, d->a->name, "all %d connections "
+		    "of account %s are busy (max_connections)",
+		    d->a->max_connections, d->a->name);
+		attempt_all(at, env, e);
+	} else if ((rc = deliver_open(d->a, d->r->verbose ? stderr : NULL,
+	    &ds, e)) != 0) {
+		attempt_all(at, env, e);
+	} else {
 		rc = deliver_send(ds, &t, e);
+		attempt_txn(at, env, &t, map, e);
+	}
 	deliver_close(ds);
 	queue_slot_release(slot);
 	state_note_delivery(d->a->name, rc == 0, e->msg);
-	rc = conclude(d, &t, rc, e);
 	smtp_txn_clear(&t);
 	free(t.rcpts);
+	free(map);
+	return rc;
+}
+
+/* Deliver now: what cannot go out now waits in the queue. */
+static int
+send_message(struct delivery *d, struct bm_err *e)
+{
+	struct attempt at;
+	struct qenv env;
+	int rc;
+
+	env_init(d, &env);
+	attempt_init(&at, &env);
+	rc = attempt_now(d, &env, &at, e);
+	rc = conclude(d, &env, &at, rc, e);
+	attempt_free(&at);
+	qenv_free(&env);
 	return rc;
 }
 
@@ -568,17 +483,19 @@ send_message(struct delivery *d, struct bm_err *e)
 static int
 queue_only(struct delivery *d, struct bm_err *e)
 {
+	struct buf to = BUF_INIT;
 	struct qenv env;
 	size_t i;
 	int rc;
 
 	env_init(d, &env);
-	for (i = 0; i < d->rcpts.n; i++)
-		qenv_add_rcpt(&env, d->rcpts.v[i].addr, d->r->notify);
-	rc = enqueue(d, &env, d->r->delivery == DELIVERY_QUEUE ?
+	for (i = 0; i < env.nrcpts; i++)
+		buf_addf(&to, "%s<%s>", i ? "," : "", env.rcpts[i].addr);
+	rc = enqueue(d, &env, to.data, d->r->delivery == DELIVERY_QUEUE ?
 	    "queued by request (-odq)" : "background delivery (-odb)", e);
 	if (rc == 0 && d->r->delivery == DELIVERY_BACKGROUND)
-		d->spawn_flush = 1;
+		d->flush = 1;
+	buf_free(&to, 0);
 	qenv_free(&env);
 	return rc;
 }
@@ -635,11 +552,12 @@ choose_account(struct config *c, const char *from)
 
 int
 submit_message(struct config *c, const struct submit_req *r, int in_fd,
-    struct bm_err *e)
+    struct submit_result *res, struct bm_err *e)
 {
 	struct delivery d;
 	int rc;
 
+	memset(res, 0, sizeof(*res));
 	memset(&d, 0, sizeof(d));
 	d.m.fd = -1;
 	d.c = c;
@@ -656,17 +574,12 @@ submit_message(struct config *c, const struct submit_req *r, int in_fd,
 		goto out;
 	if (r->delivery != DELIVERY_SYNC)
 		rc = queue_only(&d, e);
-	else if ((rc = send_message(&d, e)) == 0 && !d.queued &&
-	    !d.spawn_flush)
-		d.spawn_flush = queue_has_due(&d);
-	if (d.spawn_flush)
-		qrun_spawn_flush(c->path, NULL);
-	/* success: e says where the message went when it is not delivered
-	 * yet (the -bs reply quotes it); nothing stale from a retried step */
-	if (rc == 0 && d.queued)
-		err_set(e, 0, "queued as %s", d.queue_id);
-	else if (rc == 0)
-		e->msg[0] = '\0';
+	else if ((rc = send_message(&d, e)) == 0 && !d.queued && !d.flush)
+		d.flush = queue_has_due(&d);
+	res->flush = d.flush;
+	if (d.queued)
+		snprintf(res->queued_as, sizeof(res->queued_as), "%s",
+		    d.queue_id);
 out:
 	delivery_free(&d);
 	return rc;
@@ -677,6 +590,7 @@ out:
 struct dialogue {
 	struct config *c;
 	const struct submit_req *r;
+	int flush;                /* some message asked for a queue run */
 };
 
 static int
@@ -704,6 +618,8 @@ bs_deliver(void *ctx, const char *sender, char **rcpts, size_t nrcpts,
 {
 	struct dialogue *dg = ctx;
 	struct submit_req r = *dg->r;
+	struct submit_result res;
+	int rc;
 
 	r.from = sender;
 	r.words = rcpts;
@@ -713,24 +629,33 @@ bs_deliver(void *ctx, const char *sender, char **rcpts, size_t nrcpts,
 	r.body_8bit = eightbit;
 	r.error_mode = ERRMODE_QUIET;
 	r.received = now_seconds();
-	return submit_message(dg->c, &r, data_fd, e);
+	rc = submit_message(dg->c, &r, data_fd, &res, e);
+	dg->flush |= res.flush;
+	/* the 250 reply says where the message went when it waits */
+	if (rc == 0)
+		err_set(e, 0, "%s%s", res.queued_as[0] ? "queued as " : "",
+		    res.queued_as);
+	return rc;
 }
 
 int
 submit_smtp_dialogue(struct config *c, const struct submit_req *r, FILE *in,
-    FILE *out)
+    FILE *out, int *flush)
 {
 	struct bsmtp_ops ops = { bs_check_rcpt, bs_deliver };
-	struct dialogue dg = { c, r };
+	struct dialogue dg = { c, r, 0 };
+	int rc;
 
-	return bsmtp_run(in, out, conf_mailname(), &ops, &dg);
+	rc = bsmtp_run(in, out, conf_mailname(), &ops, &dg);
+	*flush = dg.flush;
+	return rc;
 }
 
 int
 submit_verify(struct config *c, const struct submit_req *r, FILE *out)
 {
 	struct delivery d;
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	size_t i;
 	int rc;
 

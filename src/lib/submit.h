@@ -31,15 +31,24 @@ struct submit_req {
 	double received;           /* when the message arrived (for delay=) */
 };
 
-/* Deliver the message read from in_fd.  0 when the server accepted it for
- * every recipient; else a sysexits code, with one line per problem already
- * printed on stderr (unless quiet) and the last in e. */
-int submit_message(struct config *c, const struct submit_req *r, int in_fd,
-    struct bm_err *e);
+/* What became of an accepted message. */
+struct submit_result {
+	char queued_as[32];        /* the queue id when (part of) it waits */
+	int flush;                 /* the queue has work due: a queue run
+	                              should start (the caller starts it) */
+};
 
-/* The SMTP dialogue of `sendmail -bs` on in/out. */
+/* Deliver the message read from in_fd.  0 when it is delivered or durably
+ * queued for every recipient (res says which); else a sysexits code, with
+ * one line per other refusal already printed on stderr (unless quiet)
+ * and the first in e. */
+int submit_message(struct config *c, const struct submit_req *r, int in_fd,
+    struct submit_result *res, struct bm_err *e);
+
+/* The SMTP dialogue of `sendmail -bs` on in/out; *flush as in
+ * submit_result, for all its messages. */
 int submit_smtp_dialogue(struct config *c, const struct submit_req *r,
-    FILE *in, FILE *out);
+    FILE *in, FILE *out, int *flush);
 
 /* `sendmail -bv`: say, for each recipient, where it would go. */
 int submit_verify(struct config *c, const struct submit_req *r, FILE *out);

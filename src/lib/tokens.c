@@ -17,6 +17,7 @@
 #include "state.h"
 #include "store.h"
 #include "tokens.h"
+#include "verdict.h"
 
 #define MAX_BARE_TOKEN 16384
 
@@ -68,9 +69,8 @@ load(const struct account *a, struct store *s, struct token_rec *t,
 	if (rc == EX_NOINPUT && is_app_only(a))
 		return 0;
 	if (rc == EX_NOINPUT)
-		return err_set(e, EX_CONFIG, "no token for account %s: run "
-		    "`bearmail login %s` (or `bearmail token import %s`)",
-		    a->name, a->name, a->name);
+		return verdict_fail(e, VK_NO_TOKEN, a->name, "no token for "
+		    "account %s", a->name);
 	return rc;
 }
 
@@ -118,16 +118,13 @@ out:
 	return ret;
 }
 
-/* Remember a failure for `bearmail status`: a login is needed when the
- * message (EX_CONFIG) tells the user to log in. */
+/* Remember a failure for `bearmail status`, with the verdict's word on
+ * whether a person must sign in again. */
 static void
-note_failure(const struct account *a, int rc, const struct bm_err *e)
+note_failure(const struct account *a, struct bm_err *e)
 {
-	char *hint = xasprintf("run `bearmail login %s`", a->name);
-
-	state_note_token_error(a->name, e->msg, rc == EX_CONFIG &&
-	    strstr(e->msg, hint) != NULL);
-	free(hint);
+	e->v.stage = STAGE_TOKEN;
+	state_note_token_error(a->name, e->msg, e->v.login_needed);
 }
 
 static int
@@ -146,7 +143,7 @@ get_token(const struct account *a, int force, const char *stale,
 	else if (force || ret == 0)
 		ret = refresh_locked(a, &s, force, stale, token, e);
 	if (ret != 0)
-		note_failure(a, ret, e);
+		note_failure(a, e);
 	token_rec_clear(&t);
 	store_close(&s);
 	return ret;

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #ifdef HAVE_SYS_PRCTL_H
 #include <sys/prctl.h>
 #endif
@@ -334,14 +335,37 @@ int
 err_set(struct bm_err *e, int code, const char *fmt, ...)
 {
 	va_list ap;
+	char *msg;
 
 	if (e == NULL)
 		return code;
-	e->code = code;
 	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	msg = xvasprintf(fmt, ap);      /* fmt's arguments may be e->msg */
 	va_end(ap);
+	e->code = code;
+	snprintf(e->msg, sizeof(e->msg), "%s", msg);
+	memset(&e->v, 0, sizeof(e->v));
+	e->v.temporary = code == EX_TEMPFAIL;
+	free(msg);
 	return code;
+}
+
+int
+err_prefix(struct bm_err *e, const char *fmt, ...)
+{
+	va_list ap;
+	char *prefix, *msg;
+
+	if (e == NULL)
+		return 0;
+	va_start(ap, fmt);
+	prefix = xvasprintf(fmt, ap);
+	va_end(ap);
+	msg = xasprintf("%s: %s", prefix, e->msg);
+	snprintf(e->msg, sizeof(e->msg), "%s", msg);
+	free(prefix);
+	free(msg);
+	return e->code;
 }
 
 int
@@ -463,4 +487,25 @@ mkdir_parent(const char *path, struct bm_err *e)
 	}
 	free(dir);
 	return rc;
+}
+
+static long long
+clock_ms(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+long long
+util_monotonic_ms(void)
+{
+	return clock_ms(CLOCK_MONOTONIC);
+}
+
+long long
+util_wall_ms(void)
+{
+	return clock_ms(CLOCK_REALTIME);
 }

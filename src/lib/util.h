@@ -74,15 +74,36 @@ int str_has_prefix_ci(const char *s, const char *prefix);
 char *str_trim(char *s);
 
 /*
- * The error record every fallible function fills: a sysexits code and one
- * line that names the problem and, where there is one, the fix.
+ * What the failure policy (verdict.h) makes of an error: it alone sets
+ * these; err_set gives the plain reading of a code (temporary when it is
+ * EX_TEMPFAIL, nothing else).
+ */
+struct trouble;                  /* a row of the catalogue (verdict.h) */
+struct bm_verdict {
+	unsigned char temporary;     /* a later try may succeed: it waits */
+	unsigned char throttled;     /* the other side asks us to slow down */
+	unsigned char login_needed;  /* a person must sign in again */
+	unsigned char fresh_token;   /* a token believed valid was refused */
+	unsigned char stage;         /* enum verdict_stage */
+	const struct trouble *row;   /* cause and fix, or NULL */
+};
+
+/*
+ * The error record every fallible function fills: a sysexits code, one
+ * line that names the problem and, where there is one, the fix, and the
+ * policy's verdict on it.
  */
 struct bm_err {
 	int code;
 	char msg[1024];
+	struct bm_verdict v;
 };
-/* Fill e (if non-NULL) and return code. */
+/* Fill e (if non-NULL) with code, the message and the plain verdict for
+ * code; return code. */
 int err_set(struct bm_err *e, int code, const char *fmt, ...) BM_PRINTF(3, 4);
+/* Put "PREFIX: " before e's message, keeping its code and verdict (the
+ * message may be an argument: it is copied first).  Returns e->code. */
+int err_prefix(struct bm_err *e, const char *fmt, ...) BM_PRINTF(2, 3);
 
 /* Read a whole small file (at most max bytes) into a NUL-terminated string. */
 int read_small_file(const char *path, size_t max, char **out, struct bm_err *e);
@@ -99,6 +120,11 @@ int write_all(int fd, const void *p, size_t n);
 /* For processes that hold tokens: no core dumps, not ptrace-dumpable,
  * umask 077. */
 void util_harden(void);
+
+/* Milliseconds of the monotonic clock (for timeouts) and of the wall
+ * clock (for times shared between processes). */
+long long util_monotonic_ms(void);
+long long util_wall_ms(void);
 
 /* Random bytes from the kernel; dies if the kernel cannot provide them. */
 void random_bytes(void *p, size_t n);

@@ -56,7 +56,7 @@ int
 main(int argc, char **argv)
 {
 	struct sm_opts o;
-	struct bm_err err = { 0, "" };
+	struct bm_err err = { 0 };
 	const char *path;
 	char **av;
 

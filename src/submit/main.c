@@ -2,11 +2,15 @@
  * bearmail-submit - the submitter the sendmail shim execs.  It reads the
  * normalised long-option argv (see src/sendmail/options.c), loads the
  * configuration and runs one mode: deliver the message on stdin, speak SMTP
- * on stdin/stdout (-bs), verify addresses (-bv) or check aliases (-bi).
- * It holds OAuth2 tokens, so it never dumps core and creates private files.
+ * on stdin/stdout (-bs), verify addresses (-bv) or check aliases (-bi),
+ * list or run the queue.  When a delivery leaves work in the queue it
+ * starts a queue run of its own, detached (mode queue-due).  It holds
+ * OAuth2 tokens, so it never dumps core and creates private files.
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,20 +18,23 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "conf.h"
-#include "exits.h"
 #include "qrun.h"
 #include "submit.h"
 #include "util.h"
 
+#define SUBMIT_PATH LIBEXECDIR "/bearmail/bearmail-submit"
+
 enum mode { MODE_DELIVER, MODE_SMTP, MODE_QUEUE_LIST, MODE_QUEUE_RUN,
-	MODE_VERIFY, MODE_NEWALIASES };
+	MODE_QUEUE_DUE, MODE_VERIFY, MODE_NEWALIASES };
 
 static const struct { const char *name; enum mode mode; } modes[] = {
 	{ "deliver", MODE_DELIVER }, { "smtp", MODE_SMTP },
 	{ "queue-list", MODE_QUEUE_LIST }, { "queue-run", MODE_QUEUE_RUN },
+	{ "queue-due", MODE_QUEUE_DUE },
 	{ "verify", MODE_VERIFY }, { "newaliases", MODE_NEWALIASES },
 };
 
@@ -128,10 +135,55 @@ now_seconds(void)
 	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
+/* This program, as the shim finds it ($BEARMAIL_SUBMIT for tests). */
+static const char *
+self_path(void)
+{
+	const char *p = getenv("BEARMAIL_SUBMIT");
+
+	if (getuid() != geteuid() || getgid() != getegid())
+		return SUBMIT_PATH;
+	return p != NULL && p[0] == '/' ? p : SUBMIT_PATH;
+}
+
+/*
+ * A queue run in the background: this program again in mode queue-due,
+ * detached (double fork, new session, stdio on /dev/null, no other
+ * descriptor), so the caller's pipes close now.  Silent when it cannot
+ * start: the queue is durable, the next run delivers.
+ */
+static void
+spawn_queue_run(const char *config_path)
+{
+	const char *argv[] = { "bearmail-submit", "--mode", "queue-due",
+	    config_path ? "--config" : NULL, config_path, NULL };
+	pid_t pid;
+	int status, fd;
+
+	fflush(NULL);
+	if ((pid = fork()) < 0)
+		return;
+	if (pid == 0) {
+		if (setsid() < 0 || fork() != 0)
+			_exit(0);
+		if ((fd = open("/dev/null", O_RDWR)) >= 0) {
+			dup2(fd, 0);
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		for (fd = 3; fd < 1024; fd++)
+			close(fd);
+		execv(self_path(), (char *const *)argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+}
+
 static struct config *
 load_config(const char *explicit_path)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct config *c = NULL;
 	char *path = conf_find_path(explicit_path);
 
@@ -145,19 +197,22 @@ int
 main(int argc, char **argv)
 {
 	struct submit_req r;
-	struct bm_err e = { 0, "" };
+	struct submit_result res;
+	struct bm_err e = { 0 };
 	enum mode mode = MODE_DELIVER;
 	const char *config = NULL;
 	struct config *c;
-	int rc;
+	int rc, flush = 0;
 
 	util_harden();
 	util_set_progname("sendmail");
 	memset(&r, 0, sizeof(r));
 	r.received = now_seconds();
 	parse_args(argc, argv, &r, &mode, &config);
-	/* a file size limit must fail the write (EFBIG), not kill us */
+	/* a file size limit must fail the write (EFBIG), not kill us; a
+	 * caller that stops reading our stderr (-v) must not either */
 	signal(SIGXFSZ, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
 	c = load_config(config);
 	switch (mode) {
 	case MODE_QUEUE_LIST:
@@ -169,8 +224,12 @@ main(int argc, char **argv)
 		    &e)) != 0)
 			warnx_("%s", e.msg);
 		break;
+	case MODE_QUEUE_DUE:
+		if ((rc = qrun_flush(c, NULL, 0, NULL, &e)) != 0)
+			warnx_("%s", e.msg);
+		break;
 	case MODE_SMTP:
-		rc = submit_smtp_dialogue(c, &r, stdin, stdout);
+		rc = submit_smtp_dialogue(c, &r, stdin, stdout, &flush);
 		break;
 	case MODE_VERIFY:
 		rc = submit_verify(c, &r, stdout);
@@ -183,10 +242,13 @@ main(int argc, char **argv)
 		if (!r.delivery_set)
 			r.delivery = conf_default_account(c) ?
 			    conf_default_account(c)->delivery : DELIVERY_SYNC;
-		rc = submit_message(c, &r, STDIN_FILENO, &e);
+		rc = submit_message(c, &r, STDIN_FILENO, &res, &e);
 		if (rc != 0 && r.error_mode != ERRMODE_QUIET)
 			warnx_("%s", e.msg);
+		flush = res.flush;
 	}
+	if (flush)
+		spawn_queue_run(c->path);
 	conf_free(c);
 	return rc;
 }

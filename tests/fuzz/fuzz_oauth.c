@@ -16,6 +16,8 @@
 
 #define NOW 1700000000LL
 
+static void refused(const char *s);
+
 static void
 token_response(const char *s)
 {
@@ -41,10 +43,27 @@ token_response(const char *s)
 		FUZZ_ASSERT(memchr(oe.description, '\0',
 		    sizeof(oe.description)) != NULL);
 		FUZZ_ASSERT(strpbrk(oe.description, "\r\n") == NULL);
-		free(oauth_advice(400, &oe, "fuzz"));
-		oauth_classify(400, &oe);
 	}
 	token_rec_clear(&t);
+	refused(s);
+}
+
+/* Any answer, refused: one line, a verdict, the fix, no placeholder. */
+static void
+refused(const char *s)
+{
+	struct account a;
+	struct bm_err e = { 0 };
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	a.name = (char *)"fuzz";
+	rc = oauth_refused(&a, "token refresh", 400, s, "https://h/t", &e);
+	FUZZ_ASSERT(rc == EX_CONFIG || rc == EX_TEMPFAIL);
+	FUZZ_ASSERT(rc == e.code && e.v.row != NULL);
+	FUZZ_ASSERT(e.v.temporary == (rc == EX_TEMPFAIL));
+	FUZZ_ASSERT(strpbrk(e.msg, "\r\n") == NULL);
+	FUZZ_ASSERT(strstr(e.msg, "{account}") == NULL);
 }
 
 static void

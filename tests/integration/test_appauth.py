@@ -171,12 +171,13 @@ def test_refusals(t, app):
                   client_key=app.wrong_key)
     rc, out, err = app.token()
     t.is_(rc, 78, "wrong certificate: exit 78")
-    t.like(err, r"AADSTS700027.*the certificate uploaded to the app "
-           r"registration does not match client_certificate of account work",
+    t.like(err, r"AADSTS700027.*upload the certificate in "
+           r"client_certificate of account work to the app registration",
            "wrong certificate: the AADSTS line and the fix")
     n = len(sb.messages())
     rc, err = app.send()
-    t.ok(rc in (0, 78) and "does not match client_certificate" in err and
+    t.ok(rc in (0, 78) and "upload the certificate in client_certificate"
+         in err and
          len(sb.messages()) == n,
          "wrong certificate: sendmail sends nothing and says why (rc %d)"
          % rc, err)

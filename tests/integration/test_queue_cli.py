@@ -251,7 +251,8 @@ def test_failures(t, sb):
          "451 4.3.0 Try later" in (left[0]["why"] or ""),
          "deferred: listed with the server's words", listing(sb)[1])
     t.like(sb.log_text(), r"to=<later@example\.com>.*status=deferred "
-           r"\(451 4\.3\.0 Try later, queued as [0-9A-F]+\)",
+           r"\(recipient later@example\.com refused \(451 4\.3\.0 Try "
+           r"later\), queued as [0-9A-F]+\)",
            "deferral logged with the queue id")
     rc, out, err = flush(sb)
     t.is_(len(sb.messages()) - n0, 1, "not due yet: a plain flush waits")

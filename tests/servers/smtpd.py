@@ -268,6 +268,18 @@ class ExchangeSMTP(SMTP):
         delay = self.script.get("delay", {}).get(what)
         if delay:
             await asyncio.sleep(float(delay))
+        await self.drip(what)
+
+    async def drip(self, what):
+        """Script "drip": {"at": what, "lines": N, "interval": S}: before
+        the reply, N continuation lines of its code, S seconds apart (a
+        server that holds a client with a reply that never quite ends)."""
+        d = self.script.get("drip") or {}
+        if d.get("at") != what:
+            return
+        for _ in range(int(d.get("lines", 10))):
+            await self.push("250-still thinking")
+            await asyncio.sleep(float(d.get("interval", 1)))
 
     def _client_connected_cb(self, reader, writer):
         super()._client_connected_cb(_recording_reader(reader, self.on_line),
@@ -604,9 +616,29 @@ class ExchangeSMTP(SMTP):
         prefix = "AUTH %s " % mech if initial else ""
         self.redact_last(prefix + ("<ok user=%s>" % user if why is None
                                    else "<bad>"))
+        if self.script.get("auth_echo"):
+            return await self.push(self.echo(blob, parsed))
         if why is not None and mech == "OAUTHBEARER":
             await self.oauthbearer_error()
         await self.auth_done(mech, user, why)
+
+    def echo(self, blob, parsed):
+        """Script "auth_echo": a refusal quoting what the client sent:
+        "raw" (its base64), "decoded", "token" (the bearer token alone) or
+        "split" (the base64 cut in two over a multi-line reply)."""
+        how = self.script["auth_echo"]
+        raw = base64.b64encode(blob).decode("ascii")
+        if how == "decoded":
+            quoted = blob.decode("latin-1").replace("\x01", " ")
+        elif how == "token":
+            quoted = parsed[1] if parsed else raw
+        elif how == "split":
+            half = len(raw) // 2
+            return "535-5.7.3 you sent %s\r\n535 5.7.3 and %s" % (
+                raw[:half], raw[half:])
+        else:
+            quoted = raw
+        return "535 5.7.3 Authentication unsuccessful: you sent %s" % quoted
 
     async def oauthbearer_error(self):
         """RFC 7628 s3.2.2: a JSON error challenge, the client answers ^A."""

@@ -71,7 +71,7 @@ check_expand(const struct aliases *a, const struct expand_case *t,
     const char *label)
 {
 	struct addr_list l = ADDR_LIST_INIT;
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct buf b = BUF_INIT;
 	size_t i;
 	int r = aliases_expand(a, "/etc/aliases", t->name, &l, &e);
@@ -94,7 +94,7 @@ static void
 test_expand(void)
 {
 	struct aliases *a = NULL;
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	size_t i;
 
 	is_int(aliases_parse(table, "/etc/aliases", &a, &e), 0, "table parses");
@@ -162,7 +162,7 @@ test_syntax(void)
 
 	for (i = 0; i < sizeof(syntax_cases) / sizeof(syntax_cases[0]); i++) {
 		struct aliases *a = NULL;
-		struct bm_err e = { 0, "" };
+		struct bm_err e = { 0 };
 		int r = aliases_parse(syntax_cases[i].text, "t", &a, &e);
 
 		if (syntax_cases[i].msg == NULL) {
@@ -180,7 +180,7 @@ static void
 test_load(void)
 {
 	struct aliases *a = NULL;
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct addr_list l = ADDR_LIST_INIT;
 	char path[] = "/tmp/bm-aliases-XXXXXX";
 	int fd;

@@ -214,7 +214,7 @@ static void
 test_fields(void)
 {
 	struct config *c[3];
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	char got[512];
 	size_t i;
 

@@ -250,7 +250,7 @@ static void
 run_case(const struct dcase *c)
 {
 	struct buf out = BUF_INIT;
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct qenv env;
 	size_t i;
 	int rc;
@@ -299,7 +299,7 @@ enqueue_cases(void)
 	char dir[] = "/tmp/test_dsn.XXXXXX";
 	struct config *c = NULL;
 	struct queue *q = NULL;
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	size_t i, n;
 
 	if (!ok(mkdtemp(dir) != NULL, "temporary queue directory") ||
@@ -317,7 +317,7 @@ enqueue_cases(void)
 		free(env.sender);
 		env.sender = xstrdup(x->sender);
 		env.is_bounce = x->is_bounce;
-		is_int(dsn_enqueue_bounce(q, c->accounts, &env, cases[0].head,
+		is_int(dsn_enqueue_bounce(q, c->accounts, &env, NULL, cases[0].head,
 		    strlen(cases[0].head), 0, &e), 0, "%s: returns 0", x->name);
 		queue_list(q, &v, &n, &e);
 		is_int((long long)n, x->queued, "%s: %d queued", x->name,

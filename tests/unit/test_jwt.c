@@ -169,7 +169,7 @@ static const struct {
 static void
 test_assertion(EVP_PKEY *key, size_t i)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	char *jwt = NULL, *head, *claims;
 	const char *d1, *d2;
 	int rc = jwt_client_assertion(key, cert_pem, algs[i].alg, AUD, CID,
@@ -209,7 +209,7 @@ test_assertion(EVP_PKEY *key, size_t i)
 static void
 test_x5t(void)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	char *x5t = NULL;
 
 	ok(jwt_x5t_s256(cert_pem, &x5t, &e) == 0, "x5t#S256 computed");
@@ -242,7 +242,7 @@ test_uuid(void)
 static void
 test_random_jti(EVP_PKEY *key)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	char *j1 = NULL, *j2 = NULL;
 
 	jwt_client_assertion(key, cert_pem, ASSERTION_PS256, AUD, CID, NOW,
@@ -260,7 +260,7 @@ test_refusals(EVP_PKEY *key)
 {
 	EVP_PKEY *other = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
 	EVP_PKEY *ec = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	char *jwt = NULL;
 
 	is_int(jwt_client_assertion(other, cert_pem, ASSERTION_PS256, AUD,

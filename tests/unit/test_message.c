@@ -194,7 +194,7 @@ run_case(const struct tcase *t)
 {
 	struct msg_policy p = { "alice@contoso.com", allowed, "@contoso.com",
 	    t->policy, t->fullname, "host.example", NOW };
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct message m;
 	char *head, *body;
 	int r;
@@ -258,7 +258,7 @@ static void
 run_rcpt_case(const struct rcpt_case *t)
 {
 	struct addr_list l = ADDR_LIST_INIT;
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct message m;
 	struct buf b = BUF_INIT;
 	size_t i;
@@ -304,7 +304,7 @@ static void
 test_big(void)
 {
 	const long nlines = 30L * 1024 * 1024 / 77 + 1;
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct message m;
 	struct rusage ru;
 	long before;
@@ -334,7 +334,7 @@ static void
 test_header_limits(void)
 {
 	static const char *const tails[] = { "\nbody\n", "X-Fil", " cont" };
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct buf b = BUF_INIT;
 	struct message m;
 	size_t i;
@@ -383,7 +383,7 @@ test_header_limits(void)
 static void
 test_misc(void)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct message m;
 	struct msg_policy p = { "alice@contoso.com", NULL, NULL, 0, NULL,
 	    NULL, NOW };

@@ -1,6 +1,7 @@
 /*
  * Unit tests for oauth: token endpoint answers (Microsoft success and
- * error bodies, malformed input), error classification and advice, and
+ * error bodies, malformed input), refused requests (one line and the
+ * failure policy's verdict), and
  * the refresh grant's failure paths that need no network.
  */
 #include "config.h"
@@ -187,92 +188,56 @@ test_scope(void)
 	    "token_rec_clear empties the record");
 }
 
+/* A refused request becomes one line and the policy's verdict. */
 static const struct {
 	long status;
-	const char *error;	/* NULL: no error body */
-	long aadsts;
-	int want;
-	const char *advice;
-} classify_cases[] = {
-	{ 400, "invalid_grant", 70000, EX_CONFIG, "run `bearmail login work`" },
-	{ 400, "invalid_grant", 70008, EX_CONFIG, "run `bearmail login work`" },
-	{ 400, "invalid_grant", 54005, EX_CONFIG, "run `bearmail login work`" },
-	{ 400, "invalid_grant", 700082, EX_CONFIG, "run `bearmail login work`" },
-	{ 400, "invalid_grant", 50173, EX_CONFIG, "run `bearmail login work`" },
-	{ 400, "interaction_required", 70043, EX_CONFIG,
-	  "run `bearmail login work`" },
-	{ 400, "interaction_required", 50076, EX_CONFIG,
-	  "run `bearmail login work`" },
-	{ 400, "interaction_required", 50079, EX_CONFIG,
-	  "run `bearmail login work`" },
-	{ 400, "interaction_required", 0, EX_CONFIG,
-	  "run `bearmail login work`" },
-	{ 400, "invalid_grant", 0, EX_CONFIG, "run `bearmail login work`" },
-	{ 400, "invalid_grant", 65001, EX_CONFIG, "an administrator must grant "
-	  "consent to the application, then run `bearmail login work`" },
-	{ 400, "invalid_grant", 53003, EX_CONFIG, "blocked by Conditional "
-	  "Access: ask the tenant administrator" },
-	{ 400, "unauthorized_client", 700016, EX_CONFIG, "the application is "
-	  "not in this tenant: check tenant and client_id of account work" },
-	{ 401, "invalid_client", 7000218, EX_CONFIG, "enable \"Allow public "
-	  "client flows\" in the app registration (Authentication)" },
-	{ 401, "invalid_client", 7000215, EX_CONFIG, "the client secret is "
-	  "invalid: create a new one and update client_secret_file of account "
-	  "work" },
-	{ 401, "invalid_client", 7000222, EX_CONFIG, "the client secret has "
-	  "expired: create a new one and update client_secret_file of account "
-	  "work" },
-	{ 400, "invalid_request", 90055, EX_TEMPFAIL, "throttled: try again "
-	  "later" },
-	{ 400, "invalid_request", 50196, EX_TEMPFAIL, "loop detected: try "
-	  "again later" },
-	{ 500, "server_error", 90033, EX_TEMPFAIL, "transient error: try "
-	  "again later" },
-	{ 503, "temporarily_unavailable", 0, EX_TEMPFAIL, "try again later" },
-	{ 400, "temporarily_unavailable", 0, EX_TEMPFAIL, "try again later" },
-	{ 500, "server_error", 0, EX_TEMPFAIL, "try again later" },
-	{ 502, NULL, 0, EX_TEMPFAIL, "try again later" },
-	{ 429, NULL, 0, EX_TEMPFAIL, "try again later" },
-	{ 404, NULL, 0, EX_CONFIG, "check authority and token_url of account "
-	  "work" },
-	{ 200, NULL, 0, EX_CONFIG, "check authority and token_url of account "
-	  "work" },
-	{ 400, "invalid_request", 900144, EX_CONFIG, "check the settings of "
-	  "account work, or run `bearmail login work`" },
-	{ 400, "invalid_scope", 70011, EX_CONFIG, "the scope is invalid: "
-	  "check scope in account work" },
-	{ 400, "invalid_grant", 7000012, EX_CONFIG,
-	  "run `bearmail login work`" },
+	const char *body;
+	int want, temporary, login;
+	const char *msg;
+} refused_cases[] = {
+	{ 400, "{\"error\":\"invalid_grant\",\"error_description\":"
+	  "\"AADSTS70000: The provided grant is invalid.\\r\\nTrace ID: x\","
+	  "\"error_codes\":[70000]}", EX_CONFIG, 0, 1,
+	  "token refresh for account work failed: invalid_grant: AADSTS70000: "
+	  "The provided grant is invalid: run `bearmail login work`" },
+	{ 400, "{\"error\":\"invalid_grant\",\"error_description\":"
+	  "\"AADSTS50173: revoked\"}", EX_CONFIG, 0, 1,
+	  "token refresh for account work failed: invalid_grant: AADSTS50173: "
+	  "revoked: run `bearmail login work`" },
+	{ 503, "{\"error\":\"temporarily_unavailable\",\"error_description\":"
+	  "\"AADSTS90033: transient\",\"error_codes\":[90033]}", EX_TEMPFAIL,
+	  1, 0, "token refresh for account work failed: temporarily_"
+	  "unavailable: AADSTS90033: transient: nothing: bearmail tries again "
+	  "later; if it persists, see https://status.cloud.microsoft" },
+	{ 502, "<html>Bad gateway</html>", EX_TEMPFAIL, 1, 0,
+	  "token refresh for account work failed: HTTP 502 from https://h/t: "
+	  "nothing: bearmail tries again later; if it persists, see "
+	  "https://status.cloud.microsoft" },
+	{ 404, "not found", EX_CONFIG, 0, 0, "token refresh for account work "
+	  "failed: HTTP 404 from https://h/t: check authority and token_url "
+	  "of account work" },
 };
 
 static void
-test_classify(void)
+test_refused(void)
 {
+	struct account a;
+	struct bm_err e;
 	size_t i;
 
-	for (i = 0; i < sizeof(classify_cases) / sizeof(classify_cases[0]);
+	memset(&a, 0, sizeof(a));
+	a.name = (char *)"work";
+	for (i = 0; i < sizeof(refused_cases) / sizeof(refused_cases[0]);
 	    i++) {
-		struct oauth_error oe, *poe = NULL;
-		char *advice;
-
-		memset(&oe, 0, sizeof(oe));
-		if (classify_cases[i].error != NULL) {
-			strlcpy(oe.error, classify_cases[i].error,
-			    sizeof(oe.error));
-			oe.aadsts = classify_cases[i].aadsts;
-			poe = &oe;
-		}
-		is_int(oauth_classify(classify_cases[i].status, poe),
-		    classify_cases[i].want, "classify %ld %s AADSTS%ld",
-		    classify_cases[i].status, classify_cases[i].error ?
-		    classify_cases[i].error : "(no body)",
-		    classify_cases[i].aadsts);
-		advice = oauth_advice(classify_cases[i].status, poe, "work");
-		is_str(advice, classify_cases[i].advice, "advice %ld %s "
-		    "AADSTS%ld", classify_cases[i].status,
-		    classify_cases[i].error ? classify_cases[i].error : "-",
-		    classify_cases[i].aadsts);
-		free(advice);
+		is_int(oauth_refused(&a, "token refresh", refused_cases[i].status,
+		    refused_cases[i].body, "https://h/t", &e),
+		    refused_cases[i].want, "refused %ld: code",
+		    refused_cases[i].status);
+		is_str(e.msg, refused_cases[i].msg, "refused %ld: the line",
+		    refused_cases[i].status);
+		ok(e.v.temporary == refused_cases[i].temporary &&
+		    e.v.login_needed == refused_cases[i].login, "refused %ld: "
+		    "the verdict", refused_cases[i].status);
 	}
 }
 
@@ -288,12 +253,13 @@ test_refresh_offline(void)
 	} cases[] = {
 		{ "no refresh token", NULL, "cid", "t", NULL, EX_CONFIG,
 		  "no refresh token for account work: run `bearmail login "
-		  "work`" },
+		  "work` (or `bearmail token import work`)" },
 		{ "no client_id", "RT", NULL, "t", NULL, EX_CONFIG,
 		  "account work has no client_id" },
 		{ "tenant with a slash", "RT", "cid", "a/b", NULL, EX_CONFIG,
-		  "account work: tenant \"a/b\" is not a tenant name, domain "
-		  "or GUID" },
+		  "account work: no token endpoint for tenant \"a/b\": set "
+		  "tenant (a domain, a GUID, common or organizations) or "
+		  "token_url" },
 		{ "plain http", "RT", "cid", "t", "http://127.0.0.1:1/x?secret",
 		  EX_CONFIG, "token endpoint http://127.0.0.1:1/x is not an "
 		  "https URL" },
@@ -306,7 +272,7 @@ test_refresh_offline(void)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct account a;
 		struct token_rec old = { 0 }, out = { 0 };
-		struct bm_err e = { 0, "" };
+		struct bm_err e = { 0 };
 
 		memset(&a, 0, sizeof(a));
 		a.name = (char *)"work";
@@ -337,7 +303,7 @@ main(void)
 {
 	test_parse();
 	test_scope();
-	test_classify();
+	test_refused();
 	test_refresh_offline();
 	return done_testing();
 }

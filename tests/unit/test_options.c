@@ -193,7 +193,7 @@ run_case(const struct tcase *c)
 {
 	char *argv[MAXARGS];
 	struct sm_opts o;
-	struct bm_err err = { 0, "" };
+	struct bm_err err = { 0 };
 	int argc = 0, rc;
 
 	while (c->argv[argc] != NULL) {

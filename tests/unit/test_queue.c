@@ -61,7 +61,7 @@ make_env(struct qenv *env)
 static void
 test_roundtrip(struct queue *q)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct qenv env, back, *v = NULL;
 	size_t n = 0;
 	long long size = 0;
@@ -147,7 +147,7 @@ test_roundtrip(struct queue *q)
 static void
 test_full_disk(struct queue *q)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct qenv env;
 	struct rlimit rl = { 4096, 4096 }, old;
 	char *big = xmalloc(20000);
@@ -174,7 +174,7 @@ test_full_disk(struct queue *q)
 static void
 test_slots(struct queue *q)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct account a;
 	int s1 = -1, s2 = -1, s3 = -1;
 
@@ -214,7 +214,7 @@ test_backoff(void)
 static void
 test_open_refusals(void)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct queue *q = NULL;
 	char *p = xasprintf("%s/open", root);
 
@@ -233,7 +233,7 @@ test_open_refusals(void)
 int
 main(void)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct queue *q = NULL;
 	char *dir;
 

@@ -127,7 +127,7 @@ test_cases(void)
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct account a = { 0 };
-		struct bm_err e = { 0, "" };
+		struct bm_err e = { 0 };
 		char *path, *secret = (char *)"untouched", *want;
 		int rc;
 
@@ -154,7 +154,7 @@ test_cases(void)
 static void
 test_size_and_owner(void)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	char *path = xasprintf("%s/big", dir), *big = xmalloc(9000), *out;
 
 	memset(big, 'x', 9000);
@@ -203,7 +203,7 @@ test_credential_errors(void)
 	size_t i;
 
 	for (i = 0; i < sizeof(cred_errors) / sizeof(cred_errors[0]); i++) {
-		struct bm_err e = { 0, "" };
+		struct bm_err e = { 0 };
 		char *out = NULL;
 
 		if (cred_errors[i].env)
@@ -242,7 +242,7 @@ key_file(const char *name, int encrypted, int mode)
 static void
 test_keys(void)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	EVP_PKEY *k = NULL;
 	char *plain = key_file("plain.pem", 0, 0600);
 	char *enc = key_file("enc.pem", 1, 0600);

@@ -389,7 +389,7 @@ static void
 test_net(void)
 {
 	struct buf line = BUF_INIT;
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct net *n = NULL;
 	int lfd, sfd, port, rc;
 	const char *inject = "220 go ahead\r\n250-evil\nmore";
@@ -401,12 +401,12 @@ test_net(void)
 		return;
 	}
 	write(sfd, inject, strlen(inject));
-	ok(net_readline(n, &line, 5, &e) == 0, "net_readline CRLF");
+	ok(net_readline(n, &line, net_deadline(5), &e) == 0, "net_readline CRLF");
 	is_str(line.data, "220 go ahead", "CRLF stripped");
-	ok(net_readline(n, &line, 5, &e) == 0, "net_readline bare LF");
+	ok(net_readline(n, &line, net_deadline(5), &e) == 0, "net_readline bare LF");
 	is_str(line.data, "250-evil", "bare LF stripped");
 	is_int((long long)net_buffered(n), 4, "the rest is buffered");
-	rc = net_readline(n, &line, 1, &e);
+	rc = net_readline(n, &line, net_deadline(1), &e);
 	ok(rc == EX_TEMPFAIL && strstr(e.msg, "timed out") &&
 	    strstr(e.msg, "127.0.0.1:"), "a silent server times out: %s",
 	    e.msg);
@@ -620,7 +620,7 @@ static const struct {
 static void
 run_session(size_t i)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	char wire[4096];
 	int lfd, port, p[2], rc;
 	ssize_t n;
@@ -678,7 +678,7 @@ test_two_messages(void)
 		{ "550 5.1.1 gone\r\n", 0 }, { "354 go\r\n", 0 },
 		{ "250 2.0.0 second\r\n", 1 }, { "221 bye\r\n", 0 },
 		{ NULL, 0 } };
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct smtp_opts o;
 	struct smtp *s = NULL;
 	char wire[4096];

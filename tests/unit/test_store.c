@@ -83,7 +83,7 @@ static void
 test_round_trip(void)
 {
 	struct token_rec t = { 0 }, u = { 0 };
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct stat st;
 	char *path = xasprintf("%s/new/sub/work.json", dir);
 
@@ -174,7 +174,7 @@ test_refusals(void)
 		char *path = xasprintf("%s/refuse%zu.json", dir, i);
 		char *want = xasprintf(cases[i].msg, path, path);
 		struct token_rec t = { 0 };
-		struct bm_err e = { 0, "" };
+		struct bm_err e = { 0 };
 
 		write_file(path, cases[i].text, cases[i].mode);
 		is_int(store_file_load(path, &t, &e), cases[i].want,
@@ -195,7 +195,7 @@ test_symlink(void)
 	char *want = xasprintf("token file %s is a symbolic link: refusing it",
 	    link);
 	struct token_rec t = { 0 };
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 
 	write_file(target, "{\"access_token\":\"A\"}", 0600);
 	ok(symlink(target, link) == 0, "symlink created");
@@ -240,7 +240,7 @@ test_import(void)
 		char *store = xasprintf("file:%s/import%zu.json", dir, i);
 		struct account a;
 		struct token_rec t = { 0 };
-		struct bm_err e = { 0, "" };
+		struct bm_err e = { 0 };
 		long long now = (long long)time(NULL);
 
 		account_init(&a, "work", store);
@@ -314,7 +314,7 @@ test_policy(void)
 		char *store = xasprintf("file:%s/policy%zu.json", dir, i);
 		long long exp = (long long)time(NULL) + cases[i].left;
 		struct token_rec t = { 0 };
-		struct bm_err e = { 0, "" };
+		struct bm_err e = { 0 };
 		struct account a;
 		char *tok = NULL;
 		int rc;
@@ -368,7 +368,7 @@ static void
 test_no_token(void)
 {
 	char *store = xasprintf("file:%s/absent.json", dir);
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct account a;
 	char *tok = NULL;
 
@@ -454,7 +454,7 @@ test_pick(void)
 		char *lock = xasprintf(cases[i].lock, dir);
 		char *bus = cases[i].bus ? xasprintf(cases[i].bus, dir) : NULL;
 		char *run = cases[i].run ? xasprintf(cases[i].run, dir) : NULL;
-		struct bm_err e = { 0, "" };
+		struct bm_err e = { 0 };
 		struct account a;
 		struct store s;
 		struct stat st;
@@ -494,7 +494,7 @@ test_forget(void)
 {
 	char *store = xasprintf("file:%s/forget/work.json", dir);
 	char *msg;
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct account a;
 	struct store s;
 	int found = -1;
@@ -526,7 +526,7 @@ test_owner(void)
 	char *want = xasprintf("token file %s is owned by uid 65534, not by "
 	    "you (uid 0): refusing it; remove it and log in again", path);
 	struct token_rec t = { 0 };
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 
 	if (geteuid() != 0) {
 		ok(1, "# SKIP foreign owner: needs root to chown");
@@ -560,7 +560,7 @@ test_state_notes(void)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *store = xasprintf("file:%s/notes%zu.json", dir, i);
 		struct acct_state st;
-		struct bm_err e = { 0, "" };
+		struct bm_err e = { 0 };
 		struct account a;
 		char *tok = NULL;
 
@@ -602,7 +602,7 @@ silent_bus(char **address)
 static void
 test_keyring_timeout(void)
 {
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 	struct token_rec t = { 0 };
 	struct account a;
 	char *address = NULL;

@@ -88,7 +88,7 @@ test_trim_and_err(void)
 {
 	char t1[] = "  hello \t\r\n";
 	char t2[] = "";
-	struct bm_err e = { 0, "" };
+	struct bm_err e = { 0 };
 
 	is_str(str_trim(t1), "hello", "str_trim both ends");
 	is_str(str_trim(t2), "", "str_trim empty");
