@@ -4,7 +4,8 @@
  * 8BITMIME (RFC 6152), ENHANCEDSTATUSCODES (RFC 2034, RFC 3463 codes) and
  * SMTPUTF8 (RFC 6531).  One handler per command.  Command lines are bounded;
  * DATA is streamed to an unlinked temporary file, so memory stays bounded
- * whatever the client sends.
+ * whatever the client sends, and only CR LF "." CR LF ends it (no SMTP
+ * smuggling through a lookalike: see read_data()).
  */
 #include "config.h"
 
@@ -429,42 +430,119 @@ spool_flush(int fd, struct buf *w)
 	return rc;
 }
 
-static int
-is_dot_line(const char *p, size_t n)
+/*
+ * The end of DATA (RFC 5321 4.1.1.4, 4.5.2): an SMTP line ends only at CR LF,
+ * and only a line holding a single "." ends the data - CR LF "." CR LF, the
+ * start of the data counting as just after a CR LF (however the DATA command
+ * itself ended), so a first line "." CR LF is an empty message.  A bare CR or
+ * a bare LF is a byte inside a line, passed on as content for msg_spool() to
+ * make canonical, and never starts a line: LF "." LF, LF "." CR LF, CR "." CR
+ * and the like are message text, not an end, or a web application relaying
+ * user text through `sendmail -bs` could end its message early and have what
+ * follows run as the commands of a second one (SMTP smuggling).
+ *
+ * Dot-unstuffing follows the same line: the first "." of a line is dropped
+ * only at a real line start, never after a bare LF (clients stuff after CR LF
+ * only, as Symfony Mailer does).  At a line start, "." directly followed by a
+ * bare CR or bare LF is the end-of-data lookalike, not stuffing (a stuffing
+ * client doubles the dot): it is kept whole, so every lookalike reaches the
+ * message as a line holding a dot, which the SMTP client stuffs again.
+ */
+enum dstate {
+	D_BOL,          /* start of data, or just after CR LF */
+	D_DOT,          /* "." at a line start, held back */
+	D_DOT_CR,       /* "." CR at a line start, held back */
+	D_TEXT,         /* inside a line */
+	D_CR,           /* inside a line, just after a CR */
+	D_END           /* CR LF "." CR LF: the end of the data */
+};
+
+/* One byte of DATA: the next state; content is appended to w. */
+static enum dstate
+data_byte(enum dstate st, char c, struct buf *w)
 {
-	return p[0] == '.' && (n == 1 || (n == 2 && p[1] == '\n') ||
-	    (n == 3 && p[1] == '\r' && p[2] == '\n'));
+	switch (st) {
+	case D_BOL:
+		if (c == '.')
+			return D_DOT;
+		break;
+	case D_DOT:
+		if (c == '\r')
+			return D_DOT_CR;
+		if (c == '\n')
+			buf_addc(w, '.');       /* "." LF: a lookalike, kept */
+		break;                          /* else a stuffing dot: gone */
+	case D_DOT_CR:
+		if (c == '\n')
+			return D_END;
+		buf_add(w, ".\r", 2);           /* "." CR: a lookalike, kept */
+		st = D_CR;
+		break;
+	default:
+		break;
+	}
+	buf_addc(w, c);
+	if (c == '\r')
+		return D_CR;
+	return c == '\n' && st == D_CR ? D_BOL : D_TEXT;
+}
+
+/* The length of the run of bytes that are neither CR nor LF. */
+static size_t
+text_run(const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] == '\r' || p[i] == '\n')
+			break;
+	return i;
+}
+
+/* n bytes of DATA through data_byte(), a line's plain text in one go. */
+static enum dstate
+data_feed(enum dstate st, const char *p, size_t n, struct buf *w)
+{
+	size_t i = 0, run;
+
+	while (i < n && st != D_END) {
+		if (st == D_TEXT && (run = text_run(p + i, n - i)) > 0) {
+			buf_add(w, p + i, run);
+			i += run;
+		} else
+			st = data_byte(st, p[i++], w);
+	}
+	return st;
 }
 
 /*
- * The message after 354, up to the lone ".", dot-unstuffed into fd.
- * 0; EX_PROTOCOL at EOF; EX_IOERR when reading failed; EX_CANTCREAT
- * (e filled) when the spool could not be written (the data is still read
- * to its end, so the dialogue stays in step).
+ * The message after 354, up to CR LF "." CR LF, dot-unstuffed into fd.
+ * Pieces end at an LF, so the final LF of the end is the last byte read
+ * and pipelined commands after it stay in s->in.  0; EX_PROTOCOL at EOF;
+ * EX_IOERR when reading failed; EX_CANTCREAT (e filled) when the spool
+ * could not be written (the data is still read to its end, so the dialogue
+ * stays in step).
  */
 static int
 read_data(struct session *s, int fd, struct bm_err *e)
 {
 	char piece[DATA_PIECE];
 	struct buf w = BUF_INIT;
-	int bol = 1, werr = 0, rc = 0;
-	size_t n, skip;
+	enum dstate st = D_BOL;
+	int werr = 0, rc = 0;
+	size_t n;
 
-	for (;;) {
+	while (st != D_END) {
 		n = read_piece(s->in, piece, sizeof(piece));
 		if (n == 0) {
 			rc = ferror(s->in) ? EX_IOERR : EX_PROTOCOL;
 			goto out;
 		}
-		if (bol && is_dot_line(piece, n))
-			break;
-		skip = bol && piece[0] == '.';
-		buf_add(&w, piece + skip, n - skip);
+		st = data_feed(st, piece, n, &w);
 		if (w.len >= FLUSH_AT && werr == 0)
 			werr = spool_flush(fd, &w);
 		else if (w.len >= FLUSH_AT)
 			buf_reset(&w);
-		bol = piece[n - 1] == '\n';
 	}
 	if (werr == 0)
 		werr = spool_flush(fd, &w);
@@ -528,9 +606,15 @@ cmd_data(struct session *s, char *args)
 	}
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	rc = read_data(s, fd, &e);
-	if (rc == EX_PROTOCOL || rc == EX_IOERR)
-		step = rc == EX_IOERR ? STEP_IOERR : STEP_EOF;
-	else if (rc != 0)
+	if (rc == EX_IOERR)
+		step = STEP_IOERR;
+	else if (rc == EX_PROTOCOL) {
+		/* a client that ended with LF "." LF waits in vain: say why
+		 * to one that reads the transcript */
+		reply(s, "421 4.4.2 %s Error: input ended inside DATA, message "
+		    "not sent: end it with <CR><LF>.<CR><LF>", s->host);
+		step = STEP_EOF;
+	} else if (rc != 0)
 		reply_failure(s, rc, &e, "");
 	else
 		step = deliver(s, fd);

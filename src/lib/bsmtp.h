@@ -30,7 +30,8 @@ struct bsmtp_ops {
 	 * Deliver one message: the envelope (sender "" for <>) and the DATA as
 	 * received, dot-unstuffed, in data_fd (a private unlinked temp file,
 	 * close-on-exec, positioned at 0; the bytes are the lines exactly as
-	 * received, with their line endings; bsmtp closes it afterwards).
+	 * received, with their line endings, bare CR and bare LF included, to
+	 * be made canonical by the callee; bsmtp closes it afterwards).
 	 * eightbit: BSMTP_8BITMIME | BSMTP_SMTPUTF8 as declared by the client.
 	 * 0 when delivered (or durably queued; e->msg may then say so, e.g.
 	 * "queued as ID", and becomes the 250 reply's text); else a sysexits
@@ -43,10 +44,13 @@ struct bsmtp_ops {
 /*
  * Run the dialogue until QUIT or EOF, greeting as hostname (NULL:
  * "localhost").  Commands may end in CR LF or LF and may be pipelined;
- * `out` is flushed after every reply.  Temporary files go to $TMPDIR (an
- * absolute path) or /tmp.  Returns 0 (QUIT), EX_PROTOCOL (EOF without
- * QUIT, EOF inside DATA, or too many errors: 421), or EX_IOERR (reading
- * `in` or writing `out` failed).
+ * DATA ends only at CR LF "." CR LF, its start counting as after a CR LF
+ * however the DATA line ended: LF "." LF and every other lookalike is
+ * message text, and a dot is unstuffed only where a line starts.  `out` is
+ * flushed after every reply.  Temporary files go to $TMPDIR (an absolute
+ * path) or /tmp.  Returns 0 (QUIT), EX_PROTOCOL (EOF without QUIT, EOF
+ * inside DATA - answered 421 -, or too many errors: 421), or EX_IOERR
+ * (reading `in` or writing `out` failed).
  */
 int bsmtp_run(FILE *in, FILE *out, const char *hostname,
     const struct bsmtp_ops *ops, void *ctx);

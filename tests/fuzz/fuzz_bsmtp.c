@@ -4,6 +4,9 @@
  * except those starting "bad", and deliver by reading the data file
  * (failing temporarily for a sender starting "fail").  The transcript
  * goes to an open_memstream and must be CRLF lines of 3-digit replies.
+ * Only CR LF "." CR LF ends DATA (the start of the data counting as after
+ * a CR LF), so deliver() is called at most max_messages() times: more would
+ * mean that an end-of-data lookalike ended a message (SMTP smuggling).
  */
 #include "config.h"
 
@@ -28,9 +31,11 @@ static int
 stub_deliver(void *ctx, const char *sender, char **rcpts, size_t nrcpts,
     int data_fd, int eightbit, struct bm_err *e)
 {
+	size_t *delivered = ctx;
 	char chunk[4096];
 	size_t i;
 
+	(*delivered)++;
 	FUZZ_ASSERT(sender != NULL && nrcpts > 0 &&
 	    nrcpts <= BSMTP_MAX_RCPTS && data_fd >= 0);
 	for (i = 0; i < nrcpts; i++)
@@ -43,6 +48,23 @@ stub_deliver(void *ctx, const char *sender, char **rcpts, size_t nrcpts,
 }
 
 static const struct bsmtp_ops stub_ops = { stub_check_rcpt, stub_deliver };
+
+/*
+ * An upper bound on the messages the input can deliver: each ends at a
+ * "." CR LF after the CR LF of the line before or, as the data's first
+ * line, after the LF of the DATA command (after its verb or a space).
+ */
+static size_t
+max_messages(const uint8_t *data, size_t size)
+{
+	size_t i, n = 0;
+
+	for (i = 1; i + 4 <= size; i++)
+		if (memcmp(data + i, "\n.\r\n", 4) == 0 &&
+		    memchr("\rAa ", data[i - 1], 4) != NULL)
+			n++;
+	return n;
+}
 
 /* Each reply line: three digits, then ' ' or '-' or the end, then CRLF. */
 static void
@@ -68,7 +90,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static char empty[1];
 	FILE *in, *out;
 	char *t = NULL;
-	size_t tn = 0;
+	size_t tn = 0, delivered = 0;
 	int rc;
 
 	/* fmemopen does not take an empty buffer everywhere: use a
@@ -78,8 +100,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_ASSERT(in != NULL && out != NULL);
 	if (size == 0)
 		fgetc(in);
-	rc = bsmtp_run(in, out, "fuzz.example", &stub_ops, NULL);
+	rc = bsmtp_run(in, out, "fuzz.example", &stub_ops, &delivered);
 	FUZZ_ASSERT(rc == 0 || rc == EX_PROTOCOL || rc == EX_IOERR);
+	FUZZ_ASSERT(delivered <= max_messages(data, size));
 	fclose(in);
 	fclose(out);
 	check_transcript(t, tn);

@@ -18,7 +18,105 @@ def dialogue(sb, lines):
     return rc, out.decode("utf-8", "replace").split("\r\n"), err
 
 
+def replies(out):
+    """The reply lines of a -bs transcript (bytes), without their CR LF."""
+    return [l for l in out.decode("utf-8", "replace").split("\r\n") if l]
+
+
+def sent_commands(sb, verb):
+    """Every command the submitter sent the server starting with verb."""
+    return [c for s in sb.sessions() for c in s["commands"]
+            if c.upper().startswith(verb)]
+
+
+SMUGGLED = ("MAIL FROM:<%s>\r\nRCPT TO:<victim@example.net>\r\nDATA\r\n"
+            "From: CEO <%s>\r\nSubject: smuggled\r\n\r\npay now" %
+            (USER, USER)).encode()
+
+
+def smuggling(t):
+    """A web application relays user text through -bs inside DATA: an
+    end-of-data lookalike followed by the commands of a second message
+    must stay text of the one message (SMTP smuggling)."""
+    with Sandbox() as sb:
+        text = (b"Hello\n.\n" + SMUGGLED + b"\r\n"   # LF . LF
+                b"again\r\n.\n" + SMUGGLED + b"\r\n"  # CR LF . LF
+                b"and\n.\r\n" + SMUGGLED)             # LF . CR LF
+        session = (b"EHLO app.example\r\nMAIL FROM:<" + USER.encode() +
+                   b">\r\nRCPT TO:<to@example.com>\r\nDATA\r\n"
+                   b"From: App <" + USER.encode() + b">\r\n"
+                   b"To: to@example.com\r\nSubject: contact form\r\n\r\n" +
+                   text + b"\r\n.\r\nQUIT\r\n")
+        rc, out, err = sb.run_sendmail(["-bs"], session)
+        lines = replies(out)
+        t.is_(rc, 0, "smuggling: -bs exits 0 after QUIT (%s)" % err[-200:])
+        t.is_([l[:3] for l in lines if not l.startswith("250-")],
+              ["220", "250", "250", "250", "354", "250", "221"],
+              "smuggling: one MAIL, one RCPT, one DATA answered (%s)" % lines)
+        msgs = sb.wait_messages(1)
+        t.is_(len(sb.messages(accepted_only=False)), 1,
+              "smuggling: exactly one message reached the server")
+        mail = sent_commands(sb, "MAIL FROM")
+        t.ok(len(mail) == 1 and mail[0].startswith("MAIL FROM:<%s>" % USER),
+             "smuggling: one MAIL FROM on the wire (%s)" % mail)
+        t.is_(sent_commands(sb, "RCPT TO"), ["RCPT TO:<to@example.com>\r\n"],
+              "smuggling: no RCPT to the smuggled recipient")
+        body = msgs[0]["bytes"] if msgs else b""
+        t.is_(msgs[0]["rcpt_tos"] if msgs else None, ["to@example.com"],
+              "smuggling: the one message went to the real recipient")
+        t.ok(body.count(b"RCPT TO:<victim@example.net>\r\n") == 3 and
+             body.count(b"MAIL FROM:<%s>\r\n" % USER.encode()) == 3,
+             "smuggling: the smuggled MAIL FROM/RCPT TO are message text")
+        # each lookalike is a line holding a dot in the message (the client
+        # stuffed it, the server unstuffed it), every line ending CR LF
+        t.ok(b"\r\nHello\r\n.\r\nMAIL FROM:" in body and
+             b"\r\nagain\r\n.\r\nMAIL FROM:" in body and
+             b"\r\nand\r\n.\r\nMAIL FROM:" in body,
+             "smuggling: each lookalike arrives as a line holding a dot")
+        t.ok(b"\n" not in body.replace(b"\r\n", b"") and
+             b"\r" not in body.replace(b"\r\n", b""),
+             "smuggling: no bare CR or LF reached the server")
+        t.is_(sb.violations(), [], "smuggling: no protocol violation")
+
+        # a client sending only bare LF never ends DATA: nothing is sent,
+        # and the end of input is answered with the reason
+        rc, out, err = sb.run_sendmail(["-bs"], (
+            "HELO app\nMAIL FROM:<%s>\nRCPT TO:<to@example.com>\nDATA\n"
+            "Subject: lf\n\nbody\n.\nQUIT\n" % USER).encode())
+        lines = replies(out)
+        t.is_(rc, 76, "bare-LF client: EOF inside DATA exits 76")
+        t.like(lines[-1] if lines else "",
+               r"^421 4\.4\.2 .*end it with <CR><LF>\.<CR><LF>$",
+               "bare-LF client: the 421 names the fix")
+        t.is_(len(sb.messages(accepted_only=False)), 1,
+              "bare-LF client: nothing more reached the server")
+
+    with Sandbox() as sb:
+        # a well-behaved client: two messages, CR LF throughout, pipelined
+        # in one write
+        session = "".join(l + "\r\n" for l in [
+            "EHLO app.example", "MAIL FROM:<%s>" % USER,
+            "RCPT TO:<one@example.com>", "DATA", "Subject: first", "",
+            "..dot", "one", ".", "MAIL FROM:<%s>" % USER,
+            "RCPT TO:<two@example.com>", "DATA", "Subject: second", "",
+            "two", ".", "QUIT"]).encode()
+        rc, out, err = sb.run_sendmail(["-bs"], session)
+        lines = replies(out)
+        t.is_(rc, 0, "CRLF client: exit 0")
+        t.is_(len([l for l in lines if l.startswith("250 2.0.0")]), 2,
+              "CRLF client: both messages answered 250 (%s)" % lines)
+        msgs = sb.wait_messages(2)
+        t.is_([m["rcpt_tos"] for m in msgs],
+              [["one@example.com"], ["two@example.com"]],
+              "CRLF client: two messages arrived, in order")
+        t.ok(len(msgs) == 2 and
+             msgs[0]["bytes"].endswith(b"\r\n\r\n.dot\r\none\r\n") and
+             msgs[1]["bytes"].endswith(b"\r\n\r\ntwo\r\n"),
+             "CRLF client: each body intact, dot-unstuffed once")
+
+
 def tests(t):
+    smuggling(t)
     with Sandbox() as sb:
         with open(sb.aliases, "w") as f:
             f.write("root: admin@example.com\n")

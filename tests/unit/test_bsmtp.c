@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bsmtp.h"
+#include "canon.h"
 #include "tests/unit/tap.h"
 
 #define GREET "220 test.host ESMTP bearmail\r\n"
@@ -21,6 +22,8 @@
 #define GO_DATA "354 End data with <CR><LF>.<CR><LF>\r\n"
 #define DELIVERED "250 2.0.0 Ok: delivered\r\n"
 #define BYE "221 2.0.0 Bye\r\n"
+#define EOF_DATA "421 4.4.2 test.host Error: input ended inside DATA, " \
+	"message not sent: end it with <CR><LF>.<CR><LF>\r\n"
 
 /* The fake ops record every call in log. */
 struct fake {
@@ -82,11 +85,27 @@ static const struct bcase cases[] = {
 	  GREET EHLO_R OK_MAIL OK_RCPT OK_RCPT GO_DATA DELIVERED BYE,
 	  "from=<me@x> to=<a@x,b@y> 8bit=1\n"
 	  "Subject: hi\r\n\r\n.\r\n.x\r\nbody\r\n<end>\n" },
-	{ "bare LF, lower case, HELO, null sender, pipelined",
+	{ "bare LF commands, lower case, HELO, null sender, pipelined",
 	  "helo client\nmail from:<>\nrcpt to:<root>\ndata\n"
-	  "a\n.\nquit\n", 0, NULL, 0,
+	  "a\nb\r\n.\r\nquit\n", 0, NULL, 0,
 	  GREET "250 test.host\r\n" OK_MAIL OK_RCPT GO_DATA DELIVERED BYE,
-	  "from=<> to=<root> 8bit=0\na\n<end>\n" },
+	  "from=<> to=<root> 8bit=0\na\nb\r\n<end>\n" },
+	{ "a bare-LF client's LF . LF is text: the data never ends",
+	  "helo client\nmail from:<>\nrcpt to:<root>\ndata\n"
+	  "a\n.\nquit\n", 0, NULL, EX_PROTOCOL,
+	  GREET "250 test.host\r\n" OK_MAIL OK_RCPT GO_DATA EOF_DATA, "" },
+	{ "DATA LF, then . CR LF: an empty message",
+	  "MAIL FROM:<me@x>\nRCPT TO:<a@x>\nDATA\n.\r\nQUIT\n", 0, NULL, 0,
+	  GREET OK_MAIL OK_RCPT GO_DATA DELIVERED BYE,
+	  "from=<me@x> to=<a@x> 8bit=0\n<end>\n" },
+	{ "DATA CR LF, then . CR LF: an empty message",
+	  "MAIL FROM:<me@x>\r\nRCPT TO:<a@x>\r\nDATA\r\n.\r\nQUIT\r\n", 0,
+	  NULL, 0, GREET OK_MAIL OK_RCPT GO_DATA DELIVERED BYE,
+	  "from=<me@x> to=<a@x> 8bit=0\n<end>\n" },
+	{ "DATA LF, then . LF: text, DATA still needs CR LF . CR LF",
+	  "MAIL FROM:<me@x>\nRCPT TO:<a@x>\nDATA\n.\nQUIT\nx\r\n.\r\n"
+	  "QUIT\n", 0, NULL, 0, GREET OK_MAIL OK_RCPT GO_DATA DELIVERED BYE,
+	  "from=<me@x> to=<a@x> 8bit=0\n.\nQUIT\nx\r\n<end>\n" },
 	{ "no HELO needed, lenient paths",
 	  "MAIL FROM: <me@x> SIZE=120 SMTPUTF8\r\nRCPT TO:bare@x\r\n"
 	  "RCPT TO:<@relay1,@relay2:u@x>\r\nRCPT TO:<\"a b\"@x>\r\nDATA\r\n"
@@ -173,19 +192,72 @@ static const struct bcase cases[] = {
 	  "" },
 	{ "EOF without QUIT", "EHLO c\r\nNOOP\r\n", 0, NULL, EX_PROTOCOL,
 	  GREET EHLO_R "250 2.0.0 Ok\r\n", "" },
-	{ "EOF inside DATA: nothing delivered",
+	{ "EOF inside DATA: nothing delivered, 421 says why",
 	  "MAIL FROM:<me@x>\r\nRCPT TO:<a@x>\r\nDATA\r\npartial\r\n", 0, NULL,
-	  EX_PROTOCOL, GREET OK_MAIL OK_RCPT GO_DATA, "" },
-	{ "a final dot without newline ends DATA",
-	  "MAIL FROM:<me@x>\nRCPT TO:<a@x>\nDATA\nlast\n.", 0, NULL,
-	  EX_PROTOCOL, GREET OK_MAIL OK_RCPT GO_DATA DELIVERED,
-	  "from=<me@x> to=<a@x> 8bit=0\nlast\n<end>\n" },
+	  EX_PROTOCOL, GREET OK_MAIL OK_RCPT GO_DATA EOF_DATA, "" },
+	{ "a final dot without CR LF does not end DATA",
+	  "MAIL FROM:<me@x>\r\nRCPT TO:<a@x>\r\nDATA\r\nlast\r\n.", 0, NULL,
+	  EX_PROTOCOL, GREET OK_MAIL OK_RCPT GO_DATA EOF_DATA, "" },
+	{ "a final . CR without LF does not end DATA",
+	  "MAIL FROM:<me@x>\r\nRCPT TO:<a@x>\r\nDATA\r\nlast\r\n.\r", 0,
+	  NULL, EX_PROTOCOL, GREET OK_MAIL OK_RCPT GO_DATA EOF_DATA, "" },
 	{ "QUIT without a line ending", "QUIT", 0, NULL, 0, GREET BYE, "" },
 	{ "body without a final newline; dots mid-line untouched",
 	  "MAIL FROM:<me@x>\r\nRCPT TO:<a@x>\r\nDATA\r\na.b\r\n. \r\nno-eol"
 	  "\r\n.\r\nQUIT\r\n", 0, NULL, 0,
 	  GREET OK_MAIL OK_RCPT GO_DATA DELIVERED BYE,
 	  "from=<me@x> to=<a@x> 8bit=0\na.b\r\n \r\nno-eol\r\n<end>\n" },
+};
+
+/*
+ * SMTP smuggling: user text that a web application relays inside DATA,
+ * holding an end-of-data lookalike and then the commands of a second
+ * message; the application ends its one message with CR LF . CR LF.  Only
+ * that ends the data: the lookalike and the "commands" reach deliver() as
+ * text of the one message, and no second MAIL is answered.  The lookalike
+ * is kept byte for byte (a dot is unstuffed only at a real line start,
+ * after CR LF), and canonicalised as msg_spool does for -bs (canon, dots
+ * ignored) it is a line holding a dot, which the SMTP client stuffs.
+ */
+#define SMUGGLE_PRE "EHLO app\r\nMAIL FROM:<me@x>\r\nRCPT TO:<a@x>\r\nDATA\r\n"
+#define SMUGGLED "MAIL FROM:<evil@x>\r\nRCPT TO:<victim@y>\r\nDATA\r\n" \
+	"Subject: smuggled\r\n\r\nevil"
+#define SMUGGLE_POST "\r\n.\r\nQUIT\r\n"
+
+static const struct {
+	const char *name;
+	const char *text;       /* the user text before SMUGGLED */
+	const char *want;       /* what deliver() gets of it */
+	const char *canon;      /* and what the spool holds */
+} lookalikes[] = {
+	{ "LF . LF", "hi\n.\n", "hi\n.\n", "hi\r\n.\r\n" },
+	{ "LF . CR LF", "hi\n.\r\n", "hi\n.\r\n", "hi\r\n.\r\n" },
+	{ "CR LF . LF", "hi\r\n.\n", "hi\r\n.\n", "hi\r\n.\r\n" },
+	{ "CR . CR", "hi\r.\r", "hi\r.\r", "hi\r\n.\r\n" },
+	{ "CR . CR LF", "hi\r.\r\n", "hi\r.\r\n", "hi\r\n.\r\n" },
+	{ "CR LF . CR", "hi\r\n.\r", "hi\r\n.\r", "hi\r\n.\r\n" },
+	{ "LF . CR", "hi\n.\r", "hi\n.\r", "hi\r\n.\r\n" },
+	{ "CR . LF", "hi\r.\n", "hi\r.\n", "hi\r\n.\r\n" },
+	{ "CR LF . CR CR LF", "hi\r\n.\r\r\n", "hi\r\n.\r\r\n",
+	  "hi\r\n.\r\n\r\n" },
+	{ "CR CR LF . CR CR LF", "hi\r\r\n.\r\r\n", "hi\r\r\n.\r\r\n",
+	  "hi\r\n\r\n.\r\n\r\n" },
+	{ "LF LF . LF LF", "hi\n\n.\n\n", "hi\n\n.\n\n",
+	  "hi\r\n\r\n.\r\n\r\n" },
+	{ ". LF at the start of the data", ".\n", ".\n", ".\r\n" },
+	{ ". CR at the start of the data", ".\r", ".\r", ".\r\n" },
+	{ "LF .. LF: no unstuffing after a bare LF", "hi\n..\n", "hi\n..\n",
+	  "hi\r\n..\r\n" },
+	{ "LF .x: no unstuffing after a bare LF", "hi\n.x\n", "hi\n.x\n",
+	  "hi\r\n.x\r\n" },
+	{ "CR LF .. LF: unstuffed at a line start", "hi\r\n..\n",
+	  "hi\r\n.\n", "hi\r\n.\r\n" },
+	{ "CR LF .. CR LF: unstuffed at a line start", "hi\r\n..\r\n",
+	  "hi\r\n.\r\n", "hi\r\n.\r\n" },
+	{ "bare-LF commands after LF . LF",
+	  "hi\n.\nMAIL FROM:<e@x>\nRCPT TO:<v@y>\nDATA\n",
+	  "hi\n.\nMAIL FROM:<e@x>\nRCPT TO:<v@y>\nDATA\n",
+	  "hi\r\n.\r\nMAIL FROM:<e@x>\r\nRCPT TO:<v@y>\r\nDATA\r\n" },
 };
 
 /* Run one session over in (len bytes); returns the exit code. */
@@ -216,6 +288,131 @@ run_case(const struct bcase *c)
 	    c->name);
 	free(got);
 	buf_free(&f.log, 0);
+}
+
+/* The message deliver() got (the log between its first line and <end>),
+ * canonicalised. */
+static int
+canon_is(const struct buf *log, const char *want)
+{
+	const char *body = (const char *)memchr(log->data, '\n', log->len) + 1;
+	size_t n = log->len - (size_t)(body - log->data) - strlen("<end>\n");
+	struct buf out = BUF_INIT;
+	struct canon c;
+	int same;
+
+	canon_init(&c, 1);
+	canon_feed(&c, body, n, &out);
+	canon_finish(&c, &out);
+	same = out.len == strlen(want) && memcmp(out.data, want, out.len) == 0;
+	buf_free(&out, 0);
+	return same;
+}
+
+static void
+test_lookalike(size_t i)
+{
+	struct fake f = { BUF_INIT, 0, NULL };
+	struct buf in = BUF_INIT, want = BUF_INIT;
+	char *got = NULL, *canon;
+	const char *name = lookalikes[i].name;
+	int rc;
+
+	buf_adds(&in, SMUGGLE_PRE);
+	buf_adds(&in, lookalikes[i].text);
+	buf_adds(&in, SMUGGLED SMUGGLE_POST);
+	buf_adds(&want, "from=<me@x> to=<a@x> 8bit=0\n");
+	buf_adds(&want, lookalikes[i].want);
+	buf_adds(&want, SMUGGLED "\r\n<end>\n");
+	canon = xasprintf("%s%s\r\n", lookalikes[i].canon, SMUGGLED);
+	rc = session(in.data, in.len, &f, &got);
+	is_int(rc, 0, "%s: exit code", name);
+	is_str(got, GREET EHLO_R OK_MAIL OK_RCPT GO_DATA DELIVERED BYE,
+	    "%s: transcript: one MAIL, one message", name);
+	ok(f.log.len == want.len && memcmp(f.log.data, want.data,
+	    want.len) == 0, "%s: one message, the smuggled commands as text",
+	    name);
+	ok(f.log.len == want.len && canon_is(&f.log, canon),
+	    "%s: the spool's canonical lines", name);
+	free(canon);
+	free(got);
+	buf_free(&f.log, 0);
+	buf_free(&in, 0);
+	buf_free(&want, 0);
+}
+
+/*
+ * The plain case: CR LF . CR LF ends the data, and what follows in the same
+ * write (a pipelining client) is the next transaction, answered in order.
+ */
+static void
+test_pipelined(void)
+{
+	static const char in[] = "EHLO app\r\nMAIL FROM:<me@x>\r\n"
+	    "RCPT TO:<a@x>\r\nDATA\r\none\n.\nMAIL FROM:<evil@x>\r\n"
+	    ".\r\nMAIL FROM:<me@x>\r\nRCPT TO:<b@x>\r\nDATA\r\n"
+	    "two\r\n.\r\nRSET\r\nQUIT\r\n";
+	static const char want[] =
+	    "from=<me@x> to=<a@x> 8bit=0\none\n.\nMAIL FROM:<evil@x>\r\n<end>\n"
+	    "from=<me@x> to=<b@x> 8bit=0\ntwo\r\n<end>\n";
+	struct fake f = { BUF_INIT, 0, NULL };
+	char *got = NULL;
+
+	is_int(session(in, sizeof(in) - 1, &f, &got), 0, "pipelined: exit");
+	is_str(got, GREET EHLO_R OK_MAIL OK_RCPT GO_DATA DELIVERED OK_MAIL
+	    OK_RCPT GO_DATA DELIVERED "250 2.0.0 Ok\r\n" BYE,
+	    "pipelined: two transactions answered in order");
+	is_str(f.log.data ? f.log.data : "", want,
+	    "pipelined: two messages, the lookalike inside the first");
+	free(got);
+	buf_free(&f.log, 0);
+}
+
+/*
+ * DATA is read in pieces of 8192 bytes: with the CR of CR LF . CR LF as the
+ * last byte of a piece the data still ends there, and a lookalike does not.
+ */
+static void
+test_piece_boundary(void)
+{
+	static const struct {
+		const char *end, *tail, *want;
+	} t[] = {
+		{ "\r\n.\r\n", "QUIT\r\n", "\r\n" },
+		{ "\r.\r\n", "z\r\n.\r\nQUIT\r\n", "\r.\r\nz\r\n" },
+		{ "\r\n.\n", "z\r\n.\r\nQUIT\r\n", "\r\n.\nz\r\n" },
+	};
+	struct buf in = BUF_INIT, want = BUF_INIT;
+	struct fake f = { BUF_INIT, 0, NULL };
+	char *got = NULL;
+	size_t i, j;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		buf_adds(&in, "MAIL FROM:<me@x>\r\nRCPT TO:<a@x>\r\nDATA\r\n");
+		buf_adds(&want, "from=<me@x> to=<a@x> 8bit=0\n");
+		for (j = 0; j < 8191; j++) {
+			buf_addc(&in, 'a');
+			buf_addc(&want, 'a');
+		}
+		buf_adds(&in, t[i].end);
+		buf_adds(&in, t[i].tail);
+		buf_adds(&want, t[i].want);
+		buf_adds(&want, "<end>\n");
+		is_int(session(in.data, in.len, &f, &got), 0,
+		    "piece boundary %zu: exit code", i);
+		is_str(got, GREET OK_MAIL OK_RCPT GO_DATA DELIVERED BYE,
+		    "piece boundary %zu: transcript", i);
+		ok(f.log.len == want.len && memcmp(f.log.data, want.data,
+		    want.len) == 0, "piece boundary %zu: delivered", i);
+		free(got);
+		got = NULL;
+		buf_reset(&f.log);
+		buf_reset(&in);
+		buf_reset(&want);
+	}
+	buf_free(&f.log, 0);
+	buf_free(&in, 0);
+	buf_free(&want, 0);
 }
 
 /* A 100,000-byte line (with a leading dot) arrives whole. */
@@ -249,8 +446,9 @@ static void
 test_nul_in_body(void)
 {
 	static const char in[] = "MAIL FROM:<a@x>\nRCPT TO:<b@x>\nDATA\n"
-	    "a\0b\n.\nQUIT\n";
-	static const char want[] = "from=<a@x> to=<b@x> 8bit=0\na\0b\n<end>\n";
+	    "a\0b\r\n.\r\nQUIT\n";
+	static const char want[] = "from=<a@x> to=<b@x> 8bit=0\na\0b\r\n"
+	    "<end>\n";
 	struct fake f = { BUF_INIT, 0, NULL };
 	char *got = NULL;
 
@@ -354,6 +552,10 @@ main(void)
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		run_case(&cases[i]);
+	for (i = 0; i < sizeof(lookalikes) / sizeof(lookalikes[0]); i++)
+		test_lookalike(i);
+	test_pipelined();
+	test_piece_boundary();
 	test_long_line();
 	test_nul_in_body();
 	test_long_command();
