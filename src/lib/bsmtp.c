@@ -560,14 +560,16 @@ static enum step
 deliver(struct session *s, int fd)
 {
 	struct bm_err e = { 0 };
+	char note[128] = "";
 	int code;
 
 	code = s->ops->deliver(s->ctx, s->sender, s->rcpts, s->nrcpts, fd,
-	    s->eightbit, &e);
-	if (code == 0 && e.msg[0] != '\0') {
+	    s->eightbit, note, sizeof(note), &e);
+	if (code == 0 && note[0] != '\0') {
 		/* delivered is the default; the submit path may say more
 		 * ("queued as ID") - one line, no control characters */
-		char *line = xasprintf("250 2.0.0 Ok: %s", e.msg), *p;
+		char *line = xasprintf("250 2.0.0 Ok: %.*s", (int)sizeof(note),
+		    note), *p;
 
 		for (p = line; *p; p++)
 			if ((unsigned char)*p < 0x20 || *p == 0x7f)

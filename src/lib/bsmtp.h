@@ -33,12 +33,14 @@ struct bsmtp_ops {
 	 * received, with their line endings, bare CR and bare LF included, to
 	 * be made canonical by the callee; bsmtp closes it afterwards).
 	 * eightbit: BSMTP_8BITMIME | BSMTP_SMTPUTF8 as declared by the client.
-	 * 0 when delivered (or durably queued; e->msg may then say so, e.g.
-	 * "queued as ID", and becomes the 250 reply's text); else a sysexits
+	 * 0 when delivered or durably queued, with note (note_len bytes,
+	 * "" on entry) saying where it went when that is not delivered now
+	 * ("queued as ID"; it becomes the 250 reply's text); else a sysexits
 	 * code, e->msg.
 	 */
 	int (*deliver)(void *ctx, const char *sender, char **rcpts,
-	    size_t nrcpts, int data_fd, int eightbit, struct bm_err *e);
+	    size_t nrcpts, int data_fd, int eightbit, char *note,
+	    size_t note_len, struct bm_err *e);
 };
 
 /*

@@ -614,7 +614,7 @@ bs_check_rcpt(void *ctx, const char *rcpt, struct bm_err *e)
 
 static int
 bs_deliver(void *ctx, const char *sender, char **rcpts, size_t nrcpts,
-    int data_fd, int eightbit, struct bm_err *e)
+    int data_fd, int eightbit, char *note, size_t note_len, struct bm_err *e)
 {
 	struct dialogue *dg = ctx;
 	struct submit_req r = *dg->r;
@@ -632,9 +632,8 @@ bs_deliver(void *ctx, const char *sender, char **rcpts, size_t nrcpts,
 	rc = submit_message(dg->c, &r, data_fd, &res, e);
 	dg->flush |= res.flush;
 	/* the 250 reply says where the message went when it waits */
-	if (rc == 0)
-		err_set(e, 0, "%s%s", res.queued_as[0] ? "queued as " : "",
-		    res.queued_as);
+	if (rc == 0 && res.queued_as[0] != '\0')
+		snprintf(note, note_len, "queued as %s", res.queued_as);
 	return rc;
 }
 

@@ -29,7 +29,7 @@ stub_check_rcpt(void *ctx, const char *rcpt, struct bm_err *e)
 
 static int
 stub_deliver(void *ctx, const char *sender, char **rcpts, size_t nrcpts,
-    int data_fd, int eightbit, struct bm_err *e)
+    int data_fd, int eightbit, char *note, size_t note_len, struct bm_err *e)
 {
 	size_t *delivered = ctx;
 	char chunk[4096];
@@ -44,6 +44,8 @@ stub_deliver(void *ctx, const char *sender, char **rcpts, size_t nrcpts,
 		;
 	if (strncmp(sender, "fail", 4) == 0)
 		return err_set(e, EX_TEMPFAIL, "queue full");
+	if (strncmp(sender, "queue", 5) == 0)
+		snprintf(note, note_len, "queued as %s\r\nMAIL", sender);
 	return 0;
 }
 

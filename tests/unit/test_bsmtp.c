@@ -42,7 +42,7 @@ fake_check_rcpt(void *ctx, const char *rcpt, struct bm_err *e)
 
 static int
 fake_deliver(void *ctx, const char *sender, char **rcpts, size_t nrcpts,
-    int data_fd, int eightbit, struct bm_err *e)
+    int data_fd, int eightbit, char *note, size_t note_len, struct bm_err *e)
 {
 	struct fake *f = ctx;
 	char chunk[4096];
@@ -58,6 +58,8 @@ fake_deliver(void *ctx, const char *sender, char **rcpts, size_t nrcpts,
 	buf_adds(&f->log, "<end>\n");
 	if (f->deliver_code != 0)
 		return err_set(e, f->deliver_code, "%s", f->deliver_msg);
+	if (f->deliver_msg != NULL)
+		snprintf(note, note_len, "%s", f->deliver_msg);
 	return 0;
 }
 
@@ -97,6 +99,11 @@ static const struct bcase cases[] = {
 	{ "DATA LF, then . CR LF: an empty message",
 	  "MAIL FROM:<me@x>\nRCPT TO:<a@x>\nDATA\n.\r\nQUIT\n", 0, NULL, 0,
 	  GREET OK_MAIL OK_RCPT GO_DATA DELIVERED BYE,
+	  "from=<me@x> to=<a@x> 8bit=0\n<end>\n" },
+	{ "queued: the 250 says where it went, on one line",
+	  "MAIL FROM:<me@x>\r\nRCPT TO:<a@x>\r\nDATA\r\n.\r\nQUIT\r\n", 0,
+	  "queued as 6B0F\r\nMAIL FROM:<x>", 0, GREET OK_MAIL OK_RCPT GO_DATA
+	  "250 2.0.0 Ok: queued as 6B0F  MAIL FROM:<x>\r\n" BYE,
 	  "from=<me@x> to=<a@x> 8bit=0\n<end>\n" },
 	{ "DATA CR LF, then . CR LF: an empty message",
 	  "MAIL FROM:<me@x>\r\nRCPT TO:<a@x>\r\nDATA\r\n.\r\nQUIT\r\n", 0,
