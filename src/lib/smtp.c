@@ -6,8 +6,10 @@
  * enhanced status codes.
  *
  * Our own client rather than libcurl's: we need every recipient's result,
- * pipelining, DSN parameters, a refusal when AUTH or STARTTLS is missing,
- * and exact control over the bytes of the message (REFERENCE.md).
+ * pipelining, DSN parameters, a refusal when AUTH or STARTTLS is missing
+ * (libcurl skips AUTH silently when it is not offered), and exact control
+ * over the bytes of the message (libcurl's SMTP upload passes bare CR and
+ * LF through, and "\n.\n" with them).
  */
 #include "config.h"
 

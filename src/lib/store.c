@@ -1,7 +1,7 @@
 /*
  * store - picks the token store an account's `token_store` names and
  * forwards to it; owns the per-account lock that makes refreshes
- * single-flight across processes (DESIGN.md "Tokens").
+ * single-flight across processes (tokens.h).
  */
 #include "config.h"
 

@@ -1,6 +1,6 @@
 /*
- * tokens - which access token to use, and when to refresh it (DESIGN.md
- * "Tokens").  A refresh is single-flight across processes: under the
+ * tokens - which access token to use, and when to refresh it: when the
+ * cached one has under TOKENS_MIN_LIFETIME seconds left.  A refresh is single-flight across processes: under the
  * store's lock the record is read again, refreshed only if still needed,
  * and the rotated refresh token is saved before the access token is handed
  * out.  Outcomes go to the account's state (state.h) for `bearmail status`.

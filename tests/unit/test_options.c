@@ -1,6 +1,7 @@
 /*
- * test_options - every caller's sendmail command line (REFERENCE.md "How
- * callers invoke sendmail") against the exact bearmail-submit argv.
+ * test_options - every caller's sendmail command line (PHP mail(),
+ * Symfony, mutt, s-nail, mailx, cron, git send-email, fail2ban, at ...,
+ * each as that program passes it) against the exact bearmail-submit argv.
  */
 #include "config.h"
 
