@@ -96,15 +96,6 @@ sleep_ms(long long ms)
 		;
 }
 
-/* Replace controls in text shown to the user (it came from the network). */
-static void
-tame(char *s)
-{
-	for (; s != NULL && *s != '\0'; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			*s = '?';
-}
-
 /* ------------------------------------------------------------ browser */
 
 /* In the child: no terminal, stdio on /dev/null, then exec; never returns. */
@@ -328,8 +319,8 @@ browser_answer(const struct account *a, struct browser_login *b,
 		goto out;
 	}
 	if (r.error != NULL) {
-		tame(r.error);
-		tame(r.error_description);
+		str_printable(r.error, '?');
+		str_printable(r.error_description, '?');
 		loopback_reply(fd, 400, "Sign-in failed", "The identity "
 		    "platform did not sign you in; see the terminal. You can "
 		    "close this window.");

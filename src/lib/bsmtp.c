@@ -78,12 +78,8 @@ bsmtp_reply_for(int code)
 static void BM_PRINTF(2, 0)
 vreply(struct session *s, const char *fmt, va_list ap)
 {
-	char *line = xvasprintf(fmt, ap);
-	char *p;
+	char *line = str_printable(xvasprintf(fmt, ap), ' ');
 
-	for (p = line; *p != '\0'; p++)
-		if ((unsigned char)*p < ' ' || *p == 0x7f)
-			*p = ' ';
 	fputs(line, s->out);
 	fputs("\r\n", s->out);
 	fflush(s->out);
@@ -192,7 +188,7 @@ reset_txn(struct session *s)
 static int
 bad_char(unsigned char c)
 {
-	return c < ' ' || c == 0x7f;
+	return is_control(c);
 }
 
 /*
@@ -565,18 +561,11 @@ deliver(struct session *s, int fd)
 
 	code = s->ops->deliver(s->ctx, s->sender, s->rcpts, s->nrcpts, fd,
 	    s->eightbit, note, sizeof(note), &e);
-	if (code == 0 && note[0] != '\0') {
+	if (code == 0 && note[0] != '\0')
 		/* delivered is the default; the submit path may say more
-		 * ("queued as ID") - one line, no control characters */
-		char *line = xasprintf("250 2.0.0 Ok: %.*s", (int)sizeof(note),
-		    note), *p;
-
-		for (p = line; *p; p++)
-			if ((unsigned char)*p < 0x20 || *p == 0x7f)
-				*p = ' ';
-		reply(s, "%s", line);
-		free(line);
-	} else if (code == 0)
+		 * ("queued as ID"); reply() keeps it one line */
+		reply(s, "250 2.0.0 Ok: %.*s", (int)sizeof(note), note);
+	else if (code == 0)
 		reply(s, "250 2.0.0 Ok: delivered");
 	else
 		reply_failure(s, code, &e, "Error: delivery failed");

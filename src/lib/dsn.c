@@ -60,16 +60,9 @@ dsn_count(const struct qenv *env, int warning)
 static char *
 clean_line(const char *s)
 {
-	size_t n = strlen(s), i;
-	char *c;
+	size_t n = strlen(s);
 
-	if (n > REPLY_MAX)
-		n = REPLY_MAX;
-	c = xstrndup(s, n);
-	for (i = 0; c[i]; i++)
-		if ((unsigned char)c[i] < 0x20 || c[i] == 0x7f)
-			c[i] = '?';
-	return c;
+	return str_printable(xstrndup(s, n > REPLY_MAX ? REPLY_MAX : n), '?');
 }
 
 /*

@@ -52,8 +52,7 @@ copy_line(char *dst, size_t n, const char *s)
 
 	for (i = 0; i + 1 < n && s[i] != '\0' && s[i] != '\r' && s[i] != '\n';
 	    i++)
-		dst[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' :
-		    s[i];
+		dst[i] = is_control((unsigned char)s[i]) ? '?' : s[i];
 	dst[i] = '\0';
 }
 

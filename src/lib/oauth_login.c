@@ -288,14 +288,6 @@ get_num(struct json_object *o, const char *key, long long dflt,
 	return 0;
 }
 
-static void
-sanitize(char *s)
-{
-	for (; s != NULL && *s != '\0'; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			*s = '?';
-}
-
 static int
 device_fields(struct json_object *o, struct oauth_device *d)
 {
@@ -308,9 +300,9 @@ device_fields(struct json_object *o, struct oauth_device *d)
 	    get_num(o, "interval", OAUTH_LOGIN_INTERVAL, &d->interval) != 0 ||
 	    d->device_code[0] == '\0' || d->user_code[0] == '\0')
 		return -1;
-	sanitize(d->user_code);
-	sanitize(d->verification_uri);
-	sanitize(d->message);
+	str_printable(d->user_code, '?');
+	str_printable(d->verification_uri, '?');
+	str_printable(d->message, '?');
 	return 0;
 }
 

@@ -189,10 +189,8 @@ vlog(const struct smtp *s, const char *dir, const char *p, size_t n)
 	if (s->verbose == NULL)
 		return;
 	fputs(dir, s->verbose);
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-		fputc(c < 0x20 || c == 0x7f ? '?' : c, s->verbose);
-	}
+	for (i = 0; i < n; i++)
+		fputc(is_control((unsigned char)p[i]) ? '?' : p[i], s->verbose);
 	fputc('\n', s->verbose);
 	fflush(s->verbose);
 }
@@ -282,7 +280,7 @@ static void
 add_sanitized(struct buf *b, const char *p)
 {
 	for (; *p; p++)
-		buf_addc(b, (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p);
+		buf_addc(b, is_control((unsigned char)*p) ? '?' : *p);
 }
 
 /* Add one line; 1 when the reply is complete, 0 when more follow, -1 when
@@ -601,7 +599,7 @@ static int
 has_ctl(const char *p)
 {
 	for (; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+		if (is_control((unsigned char)*p))
 			return 1;
 	return 0;
 }

@@ -509,3 +509,20 @@ util_wall_ms(void)
 {
 	return clock_ms(CLOCK_REALTIME);
 }
+
+int
+is_control(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+char *
+str_printable(char *s, char repl)
+{
+	char *p;
+
+	for (p = s; p != NULL && *p != '\0'; p++)
+		if (is_control((unsigned char)*p))
+			*p = repl;
+	return s;
+}

@@ -72,6 +72,11 @@ int str_to_seconds(const char *s, long long *out);
 int str_has_prefix_ci(const char *s, const char *prefix);
 /* Trim ASCII whitespace at both ends, in place; returns s. */
 char *str_trim(char *s);
+/* Whether c is a control character (below 0x20, or DEL). */
+int is_control(unsigned char c);
+/* Every control character of s (NULL is fine) replaced by repl, in place:
+ * for text from outside that is shown on one line.  Returns s. */
+char *str_printable(char *s, char repl);
 
 /*
  * What the failure policy (verdict.h) makes of an error: it alone sets
