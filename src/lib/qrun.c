@@ -847,6 +847,36 @@ list_one(FILE *out, struct queue *q, const struct qenv *env)
 	fputc('\n', out);
 }
 
+/* A message moved to corrupt/: never sent, so it is named (flag '#'). */
+static long long
+list_damaged(FILE *out, const char *dir, const struct qdamaged *d)
+{
+	char *id = log_sanitize(d->id);
+
+	fprintf(out, "%-19s#  (damaged: moved to %s/corrupt/, not sent: "
+	    "resend %s.msg by hand, then delete it)\n\n", id, dir, id);
+	free(id);
+	return d->size > 0 ? d->size : 0;
+}
+
+/* The first account whose queue is dir (NULL: none): its log gets the
+ * line about an envelope this listing finds damaged. */
+static struct account *
+dir_owner(struct config *c, const char *dir)
+{
+	struct account *a;
+
+	for (a = c->accounts; a; a = a->next) {
+		char *d = queue_dir_for(a);
+		int same = strcmp(d, dir) == 0;
+
+		free(d);
+		if (same)
+			return a;
+	}
+	return NULL;
+}
+
 int
 qrun_list(struct config *c, FILE *out, struct bm_err *e)
 {
@@ -858,18 +888,27 @@ qrun_list(struct config *c, FILE *out, struct bm_err *e)
 	for (i = 0; dirs[i] && rc == 0; i++) {
 		struct queue *q = NULL;
 		struct qenv *v = NULL;
-		size_t n = 0;
+		struct qdamaged *bad = NULL;
+		size_t n = 0, nbad = 0;
 
+		log_setup(dir_owner(c, dirs[i]));
 		if ((rc = queue_open(dirs[i], &q, e)) != 0 ||
-		    (rc = queue_list(q, &v, &n, e)) != 0)
+		    (rc = queue_list(q, &v, &n, e)) != 0 ||
+		    (rc = queue_corrupt_list(q, &bad, &nbad, e)) != 0)
 			goto next;
-		for (j = 0; j < n; j++, count++) {
+		for (j = 0; j < n + nbad; j++, count++) {
 			if (count == 0)
 				fputs(LIST_HEADER, out);
-			list_one(out, q, &v[j]);
-			bytes += v[j].size;
+			if (j < n) {
+				list_one(out, q, &v[j]);
+				bytes += v[j].size;
+			} else {
+				bytes += list_damaged(out, dirs[i],
+				    &bad[j - n]);
+			}
 		}
 next:
+		queue_corrupt_free(bad, nbad);
 		queue_list_free(v, n);
 		queue_close(q);
 	}
