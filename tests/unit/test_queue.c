@@ -201,7 +201,42 @@ get_field(struct qenv *env, const char *f)
 	return p ? *p : env->rcpts[0].enh;
 }
 
-/* Format, parse, format again: the two texts are the same. */
+static int
+same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+	    (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static int
+same_env(const struct qenv *a, const struct qenv *b)
+{
+	size_t i;
+	int same = strcmp(a->id, b->id) == 0 &&
+	    same_str(a->account, b->account) && same_str(a->sender, b->sender) &&
+	    same_str(a->msgid, b->msgid) && a->created == b->created &&
+	    a->next_try == b->next_try && a->attempts == b->attempts &&
+	    same_str(a->last_error, b->last_error) &&
+	    same_str(a->dsn_ret, b->dsn_ret) &&
+	    same_str(a->dsn_envid, b->dsn_envid) && a->eightbit == b->eightbit &&
+	    a->error_mode_mail == b->error_mode_mail &&
+	    a->is_bounce == b->is_bounce && a->warned == b->warned &&
+	    a->size == b->size && strcmp(a->sha256, b->sha256) == 0 &&
+	    a->nrcpts == b->nrcpts;
+
+	for (i = 0; same && i < a->nrcpts; i++) {
+		const struct qrcpt *x = &a->rcpts[i], *y = &b->rcpts[i];
+
+		same = same_str(x->addr, y->addr) &&
+		    same_str(x->notify, y->notify) && x->state == y->state &&
+		    same_str(x->reply, y->reply) && x->code == y->code &&
+		    strcmp(x->enh, y->enh) == 0;
+	}
+	return same;
+}
+
+/* env (as parsed) formats to text; that parses to the same envelope and
+ * formats to the same text. */
 static int
 reformats(const struct qenv *env, const char *text, size_t len)
 {
@@ -211,10 +246,10 @@ reformats(const struct qenv *env, const char *text, size_t len)
 	size_t n = 0;
 	int same;
 
-	(void)env;
 	if (queue_env_parse(text, len, &back, &e) != 0)
 		return 0;
-	same = queue_env_format(&back, &again, &n, &e) == 0 && n == len &&
+	same = same_env(env, &back) &&
+	    queue_env_format(&back, &again, &n, &e) == 0 && n == len &&
 	    memcmp(again, text, len) == 0;
 	free(again);
 	qenv_free(&back);
