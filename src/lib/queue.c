@@ -37,23 +37,26 @@
  * number.  The reader takes any regular file up to this size, so it never
  * refuses what was written; a larger file cannot be an envelope.
  */
+#define SHA256_HEX 64
 #define JSON_WIRE(n) (2LL * (n) + 2)
 #define JSON_TEXT(n) (6LL * (n) + 2)
 #define JSON_INT 20
 #define JSON_MEMBER 32
 #define ENH_MAX 15
+/* addr, notify; reply; enh; code, state; braces */
 #define RCPT_JSON_MAX (6 * JSON_MEMBER + 2 * JSON_WIRE(QUEUE_FIELD_MAX) + \
 	JSON_TEXT(QUEUE_TEXT_MAX) + JSON_TEXT(ENH_MAX) + 2 * JSON_INT + 16)
+/* id; account, sender, RET, ENVID; msgid, last_error; the numbers;
+ * sha256; braces */
 #define HEAD_JSON_MAX (20 * JSON_MEMBER + JSON_WIRE(31) + \
 	4 * JSON_WIRE(QUEUE_FIELD_MAX) + 2 * JSON_TEXT(QUEUE_TEXT_MAX) + \
-	9 * JSON_INT + 66 + 16)
+	9 * JSON_INT + JSON_WIRE(SHA256_HEX) + 16)
 #define ENVELOPE_MAX (HEAD_JSON_MAX + QUEUE_RCPTS_MAX * RCPT_JSON_MAX)
 /* json-c takes the whole text in one call */
 _Static_assert(ENVELOPE_MAX < INT_MAX, "envelope bounds exceed json-c's");
 
 /* Nesting of an envelope: object, rcpts array, recipient object. */
 #define JSON_DEPTH 8
-#define SHA256_HEX 64
 #define CHUNK 65536
 
 struct queue {
