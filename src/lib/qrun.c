@@ -311,20 +311,26 @@ txn_init(struct smtp_txn *t, const struct qenv *env, size_t *map,
 	t->body_len = -1;
 }
 
-/* One transaction for env's pending recipients on the worker's session. */
-static void
+/* One transaction for env's pending recipients on the worker's session:
+ * 0, or -1 when the message is no longer there to settle (its data was
+ * damaged: the queue has moved it to corrupt/ and logged it). */
+static int
 send_one(struct worker *w, struct qenv *env, struct attempt *at)
 {
 	struct bm_err e = { 0 };
 	struct smtp_txn t;
 	long long size;
 	size_t *map;
-	int fd;
+	int fd, rc;
 
-	if (queue_data_open(w->r->q, env->id, &fd, &size, &e) != 0) {
+	if ((rc = queue_data_open(w->r->q, env->id, &fd, &size, &e)) != 0) {
+		if (rc == EX_DATAERR || rc == EX_NOINPUT) {
+			say(w->r->verbose, "%s: damaged: %s", env->id, e.msg);
+			return -1;
+		}
 		verdict_session(&e);    /* not the message's fault: it waits */
 		attempt_all(at, env, &e);
-		return;
+		return 0;
 	}
 	map = xcalloc(env->nrcpts + 1, sizeof(*map));
 	txn_init(&t, env, map, fd);
@@ -338,6 +344,7 @@ send_one(struct worker *w, struct qenv *env, struct attempt *at)
 		deliver_close(w->s);
 		w->s = NULL;
 	}
+	return 0;
 }
 
 /* Defer what is pending: backoff, last error, maybe the delay notice. */
@@ -382,7 +389,9 @@ conclude(struct worker *w, struct qenv *env, struct attempt *at)
 		free(why);
 		rc = queue_update(r->q, env, &e);
 	}
-	if (rc != 0)
+	/* EX_NOINPUT: the message was moved to corrupt/ meanwhile (its data
+	 * was found damaged while the bounce read its header), and logged */
+	if (rc != 0 && rc != EX_NOINPUT)
 		log_line(LOG_ERR, "queue %s: %s", queue_path(r->q), e.msg);
 }
 
@@ -440,9 +449,8 @@ process(struct worker *w, const struct due *d)
 	attempt_init(&at, &env);
 	if (w->s == NULL)
 		attempt_all(&at, &env, &w->open_err);
-	else
-		send_one(w, &env, &at);
-	conclude(w, &env, &at);
+	if (w->s == NULL || send_one(w, &env, &at) == 0)
+		conclude(w, &env, &at);
 	attempt_free(&at);
 done:
 	qenv_free(&env);
@@ -606,6 +614,11 @@ flush_account(struct config *c, struct account *a, int force,
 		r.force = 0;
 		r.now = (long long)time(NULL);
 	}
+	if (queue_quarantined(r.q) > 0)
+		say(verbose, "account %s: %zu damaged message%s moved to "
+		    "%s/corrupt/ (see the log and `bearmail queue list`)",
+		    a->name, queue_quarantined(r.q),
+		    queue_quarantined(r.q) == 1 ? "" : "s", queue_path(r.q));
 	free(r.due);
 	queue_close(r.q);
 	return 0;
@@ -722,6 +735,36 @@ list_one(FILE *out, struct queue *q, const struct qenv *env)
 	fputc('\n', out);
 }
 
+/* A message moved to corrupt/: never sent, so it is named (flag '#'). */
+static long long
+list_damaged(FILE *out, const char *dir, const struct qdamaged *d)
+{
+	char *id = log_sanitize(d->id);
+
+	fprintf(out, "%-19s#  (damaged: moved to %s/corrupt/, not sent: "
+	    "resend %s.msg by hand, then delete it)\n\n", id, dir, id);
+	free(id);
+	return d->size > 0 ? d->size : 0;
+}
+
+/* The first account whose queue is dir (NULL: none): its log gets the
+ * line about an envelope this listing finds damaged. */
+static struct account *
+dir_owner(struct config *c, const char *dir)
+{
+	struct account *a;
+
+	for (a = c->accounts; a; a = a->next) {
+		char *d = queue_dir_for(a);
+		int same = strcmp(d, dir) == 0;
+
+		free(d);
+		if (same)
+			return a;
+	}
+	return NULL;
+}
+
 int
 qrun_list(struct config *c, FILE *out, struct bm_err *e)
 {
@@ -733,18 +776,27 @@ qrun_list(struct config *c, FILE *out, struct bm_err *e)
 	for (i = 0; dirs[i] && rc == 0; i++) {
 		struct queue *q = NULL;
 		struct qenv *v = NULL;
-		size_t n = 0;
+		struct qdamaged *bad = NULL;
+		size_t n = 0, nbad = 0;
 
+		log_setup(dir_owner(c, dirs[i]));
 		if ((rc = queue_open(dirs[i], &q, e)) != 0 ||
-		    (rc = queue_list(q, &v, &n, e)) != 0)
+		    (rc = queue_list(q, &v, &n, e)) != 0 ||
+		    (rc = queue_corrupt_list(q, &bad, &nbad, e)) != 0)
 			goto next;
-		for (j = 0; j < n; j++, count++) {
+		for (j = 0; j < n + nbad; j++, count++) {
 			if (count == 0)
 				fputs(LIST_HEADER, out);
-			list_one(out, q, &v[j]);
-			bytes += v[j].size;
+			if (j < n) {
+				list_one(out, q, &v[j]);
+				bytes += v[j].size;
+			} else {
+				bytes += list_damaged(out, dirs[i],
+				    &bad[j - n]);
+			}
 		}
 next:
+		queue_corrupt_free(bad, nbad);
 		queue_list_free(v, n);
 		queue_close(q);
 	}
