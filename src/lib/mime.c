@@ -912,6 +912,9 @@ enum { EDIT_HEADER, EDIT_QP, EDIT_BASE64, EDIT_REWRAP64, EDIT_REWRAPQP,
     EDIT_BREAK };
 
 #define FLAG_MIME 1     /* a Content-Transfer-Encoding was set inside */
+#define FLAG_HEADER 2   /* the header is rewritten, so it ends with the
+                           empty line that parts it from an encapsulated
+                           message whose own header gets fields */
 
 struct edit {
 	long long start, end;   /* the input range replaced */
@@ -1057,12 +1060,16 @@ plan_visit(void *ctx, struct mime_entity *m, int end)
 		h.mime_version = 1;
 	if (m->parent != NULL)
 		m->parent->flags |= m->flags & FLAG_MIME;
-	if (m->parent == NULL)
+	if (m->parent == NULL) {
 		p->top = h;
-	else if (h.cte || h.charset || h.mime_version ||
-	    m->hlongest > MIME_LINE_MAX)
-		return add_edit(p, &h);
-	return 0;
+		return 0;
+	}
+	if (!h.cte && !h.charset && !h.mime_version &&
+	    m->hlongest <= MIME_LINE_MAX && !(m->flags & FLAG_HEADER))
+		return 0;
+	if (m->parent->kind == MIME_MESSAGE)
+		m->parent->flags |= FLAG_HEADER;
+	return add_edit(p, &h);
 }
 
 static int

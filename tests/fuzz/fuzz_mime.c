@@ -20,7 +20,7 @@
 #include "tests/fuzz/fuzz.h"
 #include "util.h"
 
-#define EXPANDED_MAX (64 * 1024)
+#define EXPANDED_MAX (16 * 1024)
 
 /* The input with its runs expanded, canonical CRLF. */
 static void

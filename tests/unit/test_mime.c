@@ -526,6 +526,15 @@ static const struct rcase rcases[] = {
 	    "multipart/digest; boundary=d\r\n\r\n--d\r\n\r\nSubject: in\r\n\r\n"
 	    "{1000*q}\r\n--d--\r\n", 0, 1, NULL, "--d\r\n\r\nSubject: in\r\n"
 	    QPHEAD("us-ascii") },
+	{ "digest part without a header", "MIME-Version: 1.0\r\nContent-Type: "
+	    "multipart/digest; boundary=d\r\n\r\n--d\r\n: in\r\n\r\n{1000*q}"
+	    "\r\n--d--\r\n", 0, 1, "MIME-Version: 1.0\r\nContent-Type: "
+	    "multipart/digest; boundary=d\r\n\r\n--d\r\n\r\n" QPHEAD("us-ascii")
+	    "\r\n: in\r\n\r\n" QP1000("q") "\r\n--d--\r\n", NULL },
+	{ "rfc822 part header ended by its body", MP "--b\r\nContent-Type: "
+	    "message/rfc822\r\n{1000*m}\r\n--b--\r\n", 0, 1, MP "--b\r\n"
+	    "Content-Type: message/rfc822\r\n\r\n" QPHEAD("us-ascii") "\r\n"
+	    QP1000("m") "\r\n--b--\r\n", NULL },
 	{ "long preamble broken", MP "{1500*p}\r\n--b\r\n\r\nhi\r\n--b--\r\n",
 	    0, 1, MP "{990*p}\r\n{510*p}\r\n--b\r\n\r\nhi\r\n--b--\r\n", NULL },
 	{ "preamble dashes", MP "{1010*-}x\r\n--b\r\n\r\nhi\r\n--b--\r\n", 0, 1,
@@ -548,6 +557,9 @@ static const struct rcase rcases[] = {
 	    "may only be 7bit" },
 	{ "long boundary line refused", MP "--b{1000* }\r\n\r\nx\r\n--b--\r\n",
 	    EX_DATAERR, 0, NULL, "boundary line is 1003 octets" },
+	{ "part header over 64 KiB refused", MP "--b\r\n{2000*X-Filler: "
+	    "0123456789012345678901234567\r\n}\r\n{1000*x}\r\n--b--\r\n",
+	    EX_DATAERR, 0, NULL, "MIME part header is larger than 65536" },
 	{ "multipart without parts", MP "{1000*x}\r\n", 0, 1, NULL,
 	    "{990*x}\r\n{10*x}\r\n" },
 	{ "unclosed multipart", MP "--b\r\n\r\n{1000*x}\r\n", 0, 1, NULL,
