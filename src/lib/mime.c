@@ -1121,9 +1121,10 @@ struct enc {
 	int how;
 	size_t col;             /* octets in the output line */
 	int soft;               /* the output line follows a soft break */
+	int dash;               /* EDIT_BREAK: the line starts with "-" */
 	int ws;                 /* QP: a space or tab held back, or 0 */
 	int cr;                 /* a CR held back */
-	unsigned char p1, p2;   /* QP re-wrap: the octets before, this line */
+	unsigned char p1, p2;   /* the octets before, this line */
 	unsigned char g[3];     /* base64: the group being filled */
 	size_t ng;
 	unsigned char last[2];  /* the last two input octets */
@@ -1276,26 +1277,40 @@ rewrap64_octet(struct enc *c, unsigned char ch, struct buf *out)
 		b64_char(c, (char)ch, out);
 }
 
-/* A preamble or epilogue line past BREAK_FROM is broken before an octet
- * that is not "-" (so no boundary appears); at the limit, with a space. */
+/*
+ * A preamble or epilogue line past BREAK_FROM is broken before an octet
+ * that is not "-", so the next line is no boundary; at the limit, with a
+ * space.  The line it leaves is at least BREAK_FROM long: a boundary only
+ * if it ends in whitespace (a boundary is at most MIME_BOUNDARY_MAX), so a
+ * line that starts with "-" is never broken after whitespace.
+ */
 static void
 break_octet(struct enc *c, unsigned char ch, struct buf *out)
 {
+	int after_ws = c->dash && (c->p1 == ' ' || c->p1 == '\t');
+
 	if (ch == '\r' || ch == '\n') {
 		if (ch == '\n')
 			c->col = 0;
 		buf_addc(out, (char)ch);
 		return;
 	}
-	if (c->col >= MIME_LINE_MAX) {
+	if (c->col == 0)
+		c->dash = ch == '-';
+	if (c->col >= MIME_LINE_MAX && after_ws) {
+		c->failed = 1;
+	} else if (c->col >= MIME_LINE_MAX) {
 		buf_add(out, ch == '-' ? "\r\n " : "\r\n", ch == '-' ? 3 : 2);
 		c->col = ch == '-';
-	} else if (c->col >= BREAK_FROM && ch != '-') {
+		c->dash = 0;
+	} else if (c->col >= BREAK_FROM && ch != '-' && !after_ws) {
 		buf_add(out, "\r\n", 2);
 		c->col = 0;
+		c->dash = 0;
 	}
 	buf_addc(out, (char)ch);
 	c->col++;
+	c->p1 = ch;
 }
 
 static void
@@ -1386,7 +1401,12 @@ encode_range(const struct mime_plan *p, const struct edit *ed,
 	}
 	enc_finish(&c, &o->b);
 	free(chunk);
-	if (r == 0 && c.failed)
+	if (r == 0 && c.failed && c.how == EDIT_BREAK)
+		r = err_set(o->e, EX_DATAERR, "a MIME preamble or epilogue line "
+		    "starts with '-' and has a run of whitespace that cannot be "
+		    "broken within the %d octets SMTP allows: shorten it",
+		    MIME_LINE_MAX);
+	else if (r == 0 && c.failed)
 		r = err_set(o->e, EX_DATAERR, "a quoted-printable part has a "
 		    "line that cannot be re-wrapped within the %d octets SMTP "
 		    "allows (a run of '=' or of whitespace): re-encode it",

@@ -539,6 +539,11 @@ static const struct rcase rcases[] = {
 	    0, 1, MP "{990*p}\r\n{510*p}\r\n--b\r\n\r\nhi\r\n--b--\r\n", NULL },
 	{ "preamble dashes", MP "{1010*-}x\r\n--b\r\n\r\nhi\r\n--b--\r\n", 0, 1,
 	    MP "{998*-}\r\n {12*-}x\r\n--b\r\n\r\nhi\r\n--b--\r\n", NULL },
+	{ "preamble break makes no boundary", MP "--b{994* }zz{500*y}\r\n--b\r\n"
+	    "\r\nhi\r\n--b--\r\n", 0, 1, MP "--b{994* }z\r\nz{500*y}\r\n--b\r\n"
+	    "\r\nhi\r\n--b--\r\n", NULL },
+	{ "preamble unbreakable refused", MP "--b{1200* }x\r\n--b\r\n\r\nhi\r\n"
+	    "--b--\r\n", EX_DATAERR, 0, NULL, "preamble or epilogue" },
 	{ "long epilogue broken", MP "--b\r\n\r\nhi\r\n--b--\r\n{1000*e}\r\n",
 	    0, 1, MP "--b\r\n\r\nhi\r\n--b--\r\n{990*e}\r\n{10*e}\r\n", NULL },
 	{ "long part header folded", MP "--b\r\nContent-Type: text/plain\r\n"
