@@ -466,6 +466,9 @@ static const struct rcase rcases[] = {
 	{ "qp whitespace run refused", "MIME-Version: 1.0\r\n"
 	    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
 	    "{72*a}{1000* }x\r\n", EX_DATAERR, 0, NULL, "cannot be re-wrapped" },
+	{ "qp trailing whitespace kept unbroken", "MIME-Version: 1.0\r\n"
+	    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+	    "{72*a}{1000* }\r\n", EX_DATAERR, 0, NULL, "cannot be re-wrapped" },
 	{ "qp equals run refused", "MIME-Version: 1.0\r\n"
 	    "Content-Transfer-Encoding: quoted-printable\r\n\r\n{1200*=}\r\n",
 	    EX_DATAERR, 0, NULL, "cannot be re-wrapped" },
