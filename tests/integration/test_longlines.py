@@ -36,6 +36,7 @@ class Sender:
         self.t.is_(rc, want_rc, "%s: exit %d" % (name, want_rc))
         if rc != want_rc:
             self.t.diag(err.decode("utf-8", "replace"))
+            return None
         if rc != 0:
             return err.decode("utf-8", "replace")
         self.n += 1

@@ -423,6 +423,10 @@ static const struct rcase rcases[] = {
 	    NULL },
 	{ "dash after a soft break", "Subject: s\r\n\r\n{75*a}--b{1000*c}\r\n",
 	    0, 1, NULL, "{75*a}=\r\n=2D-b" },
+	{ "soft-broken \"--b\" is no boundary", MP "--b\r\n\r\n{1050*x}--b\r\n"
+	    "--b--\r\n", 0, 1, NULL, "{75*x}=\r\n=2D-b\r\n--b--\r\n" },
+	{ "raw '=41' and a final '='", "Subject: s\r\n\r\n{1000*a}=41 b=\r\n",
+	    0, 1, NULL, "=3D41 b=3D\r\n" },
 	{ "nul and controls", "Subject: s\r\n\r\n\x01{1000*a}\x7f\r\n", 0, 1,
 	    NULL, "\r\n\r\n=01" },
 	{ "html with charset", "MIME-Version: 1.0\r\nContent-Type: text/html; "
@@ -460,6 +464,9 @@ static const struct rcase rcases[] = {
 	    "{72*a}=41{1000*b}\r\n", 0, 1, "MIME-Version: 1.0\r\n"
 	    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
 	    "{72*a}=41=\r\n{13*{73*b}=\r\n}{51*b}\r\n", NULL },
+	{ "qp re-wrapped \"--b\" is no boundary", MP "--b\r\n"
+	    "Content-Transfer-Encoding: quoted-printable\r\n\r\n{1022*x}--b\r\n"
+	    "--b--\r\n", 0, 1, NULL, "{73*x}=\r\n=2D-b\r\n--b--\r\n" },
 	{ "qp dash after a new break", "MIME-Version: 1.0\r\n"
 	    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
 	    "{73*a}--x{1000*c}\r\n", 0, 1, NULL, "{73*a}=\r\n=2D-x" },
