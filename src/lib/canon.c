@@ -34,8 +34,9 @@ line_end(struct canon *c, struct buf *out)
 	return 0;
 }
 
-/* Ordinary bytes: release a held-back dot first. */
-static void
+/* Ordinary bytes: release a held-back dot first.  (Inline: it is the
+ * spooler's inner loop.) */
+static inline void
 text(struct canon *c, const char *p, size_t n, struct buf *out)
 {
 	if (n == 0)

@@ -2,7 +2,8 @@
  * message - spooling (RFC 5321 4.5.2 canonical input, via canon), the -t
  * recipients (RFC 5322 3.6.3 destination fields, 3.6.6 resent fields) and
  * header completion: Bcc removal, Date (3.3), Message-ID (3.6.4), From and
- * the account's From policy (3.6.2: From, Sender, Reply-To).
+ * the account's From policy (3.6.2: From, Sender, Reply-To); then the
+ * line limit (RFC 5321 4.5.3.1.6), through mime, when a line passes it.
  */
 #include "config.h"
 

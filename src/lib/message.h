@@ -2,7 +2,8 @@
  * message - the message being submitted: spooled to a private file with
  * canonical line endings, its header parsed, the -t recipients read from
  * it, and the header completed and fixed (Bcc removed, Date, Message-ID
- * and From added, the From policy applied) before it is sent.
+ * and From added, the From policy applied, lines kept within SMTP's 998
+ * octets) before it is sent.
  */
 #ifndef BEARMAIL_MESSAGE_H
 #define BEARMAIL_MESSAGE_H
@@ -25,7 +26,8 @@ struct message {
 	long long body_off;     /* where the body starts in the spool */
 	long long body_len;
 	int eightbit;           /* a byte >= 0x80 anywhere in header or body */
-	long long longest;      /* the longest line spooled, CRLF not counted */
+	long long longest;      /* the longest line spooled, CRLF not counted;
+	                           0 once msg_complete re-encoded the body */
 	char *spool_dir;        /* where a re-encoded copy is spooled */
 	char *head;             /* after msg_complete: the serialized header */
 	size_t head_len;        /*   block (including the empty line) */

@@ -1101,6 +1101,7 @@ mime_plan(const struct hdrs *top, int fd, long long off, long long len,
 		mime_plan_free(p);
 		return r;
 	}
+	p->e = NULL;	/* for the walk only */
 	qsort(p->v, p->n, sizeof(*p->v), edit_cmp);
 	*out = p;
 	return 0;
