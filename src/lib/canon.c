@@ -27,18 +27,23 @@ line_end(struct canon *c, struct buf *out)
 		return 1;
 	}
 	buf_add(out, "\r\n", 2);
+	if (c->col > c->longest)
+		c->longest = c->col;
+	c->col = 0;
 	c->bol = 1;
 	return 0;
 }
 
-/* Ordinary bytes: release a held-back dot first. */
-static void
+/* Ordinary bytes: release a held-back dot first.  (Inline: it is the
+ * spooler's inner loop.) */
+static inline void
 text(struct canon *c, const char *p, size_t n, struct buf *out)
 {
 	if (n == 0)
 		return;
 	if (c->dot_pending) {
 		buf_addc(out, '.');
+		c->col++;
 		c->dot_pending = 0;
 	} else if (c->bol && !c->ignore_dots && p[0] == '.') {
 		c->bol = 0;
@@ -48,6 +53,7 @@ text(struct canon *c, const char *p, size_t n, struct buf *out)
 		}
 	}
 	c->bol = 0;
+	c->col += n;
 	buf_add(out, p, n);
 }
 
@@ -110,6 +116,7 @@ canon_finish(struct canon *c, struct buf *out)
 	}
 	if (c->dot_pending) {
 		buf_addc(out, '.');
+		c->col++;
 		c->dot_pending = 0;
 		c->bol = 0;
 	}

@@ -17,9 +17,14 @@ struct canon {
 	int bol;           /* at the beginning of a line */
 	int dot_pending;   /* the line so far is a single "." (held back) */
 	int done;          /* a lone "." has ended the input */
+	size_t col;        /* octets output in the current line */
+	size_t longest;    /* the longest line output, without its CRLF */
 };
 
-/* Start a new message; ignore_dots non-zero: a lone "." is ordinary data. */
+/* Start a new message; ignore_dots non-zero: a lone "." is ordinary data.
+ * c->longest then says how long the longest line output so far is (octets,
+ * CRLF not counted), so that the spooler knows for free whether a line
+ * passes SMTP's limit (RFC 5321 4.5.3.1.6). */
 void canon_init(struct canon *c, int ignore_dots);
 
 /*

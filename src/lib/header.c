@@ -48,6 +48,14 @@ field_name_len(const char *line, size_t len, size_t *colon)
 	return n;
 }
 
+int
+hdr_is_field(const char *line, size_t len)
+{
+	size_t colon;
+
+	return field_name_len(line, len, &colon) != 0;
+}
+
 static void
 hdrs_grow(struct hdrs *h)
 {
@@ -216,6 +224,64 @@ fold(const char *name, const char *value)
 		p += sp + w;
 	}
 	return buf_steal(&b);
+}
+
+size_t
+hdr_longest_line(const struct hdr *f)
+{
+	const char *p = f->value, *nl;
+	size_t col = strlen(f->name) + 1, longest = 0;
+
+	while ((nl = strstr(p, "\r\n")) != NULL) {
+		col += (size_t)(nl - p);
+		if (col > longest)
+			longest = col;
+		col = 0;
+		p = nl + 2;
+	}
+	col += strlen(p);
+	return col > longest ? col : longest;
+}
+
+/*
+ * The unfolded value u (leading whitespace kept) folded before runs of
+ * whitespace: at FOLD_COLUMNS once the line holds a word, and right after
+ * the name only when the first word would otherwise pass max.
+ */
+static char *
+refold(const char *u, size_t namelen, size_t max)
+{
+	struct buf b = BUF_INIT;
+	size_t col = namelen + 1, sp, w, words = 0;
+	const char *p = u;
+
+	buf_add(&b, "", 0);
+	while (*p) {
+		sp = strspn(p, " \t");
+		w = strcspn(p + sp, " \t");
+		if (sp > 0 && w > 0 && col + sp + w > FOLD_COLUMNS &&
+		    (words > 0 || col + sp + w > max)) {
+			buf_add(&b, "\r\n", 2);
+			col = 0;
+			words = 0;
+		}
+		buf_add(&b, p, sp + w);
+		col += sp + w;
+		words += w > 0;
+		p += sp + w;
+	}
+	return buf_steal(&b);
+}
+
+int
+hdr_refold(struct hdr *f, size_t max)
+{
+	char *u = hdr_unfold(f->value);
+
+	free(f->value);
+	f->value = refold(u, strlen(f->name), max);
+	free(u);
+	return hdr_longest_line(f) > max ? -1 : 0;
 }
 
 static void

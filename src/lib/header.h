@@ -59,6 +59,24 @@ char *hdr_unfold(const char *value);
 /* hdr_unfold() with surrounding whitespace trimmed; xmalloc'd. */
 char *hdr_unfold_trim(const char *value);
 
+/* Whether the line (len octets, no CRLF) starts a field: "name [WSP] :",
+ * the test hdr_parse applies. */
+int hdr_is_field(const char *line, size_t len);
+
+/* The longest line of f as written ("Name:value", folded), CRLF not
+ * counted. */
+size_t hdr_longest_line(const struct hdr *f);
+
+/*
+ * Fold f again at its whitespace: every fold becomes CRLF inserted before
+ * a run of whitespace, so the unfolded value is exactly what it was.
+ * Lines are kept within 78 columns where the words allow, and a word too
+ * long for that gets a line of its own (after the name when it must).
+ * Returns 0, or -1 when a line is still longer than max (a word, or a
+ * run of whitespace, that no fold can shorten; f is refolded anyway).
+ */
+int hdr_refold(struct hdr *f, size_t max);
+
 /* Serialize as "Name:value" CRLF lines followed by the empty line. */
 void hdr_write(const struct hdrs *h, struct buf *out);
 /* Free the fields; h is left empty and reusable. */

@@ -2,7 +2,8 @@
  * message - spooling (RFC 5321 4.5.2 canonical input, via canon), the -t
  * recipients (RFC 5322 3.6.3 destination fields, 3.6.6 resent fields) and
  * header completion: Bcc removal, Date (3.3), Message-ID (3.6.4), From and
- * the account's From policy (3.6.2: From, Sender, Reply-To).
+ * the account's From policy (3.6.2: From, Sender, Reply-To); then the
+ * line limit (RFC 5321 4.5.3.1.6), through mime, when a line passes it.
  */
 #include "config.h"
 
@@ -16,6 +17,7 @@
 
 #include "canon.h"
 #include "message.h"
+#include "mime.h"
 
 #define SPOOL_CHUNK (64 * 1024)
 
@@ -99,6 +101,7 @@ copy_in(struct message *m, int in_fd, int ignore_dots, const char *dir,
 	canon_finish(&c, &out);
 	r = spool_out(m, &out, dir, e);
 out:
+	m->longest = (long long)c.longest;
 	buf_free(&out, 0);
 	free(chunk);
 	return r;
@@ -188,6 +191,7 @@ msg_spool(struct message *m, int in_fd, int ignore_dots,
 
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
+	m->spool_dir = xstrdup(spool_dir);
 	if ((r = open_spool(spool_dir, &m->fd, e)) != 0)
 		return r;
 	if ((r = copy_in(m, in_fd, ignore_dots, spool_dir, e)) != 0)
@@ -471,6 +475,35 @@ from_missing(struct hdrs *h)
 	return empty;
 }
 
+/* The body again, with the parts that have long lines re-encoded: into
+ * a new spool file, which replaces the old one. */
+static int
+reencode(struct message *m, struct bm_err *e)
+{
+	struct mime_plan *plan;
+	long long len;
+	int fd = -1, r, eightbit;
+
+	if ((r = mime_plan(&m->hdrs, m->fd, m->body_off, m->body_len, &plan,
+	    e)) != 0 || plan == NULL)
+		return r;
+	if ((r = open_spool(m->spool_dir, &fd, e)) != 0 ||
+	    (r = mime_apply(plan, &m->hdrs, fd, &len, &eightbit, e)) != 0) {
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	close(m->fd);
+	m->fd = fd;
+	m->body_off = 0;
+	m->body_len = m->size = len;
+	m->eightbit = eightbit;
+	m->longest = 0;
+out:
+	mime_plan_free(plan);
+	return r;
+}
+
 int
 msg_complete(struct message *m, const struct msg_policy *p, struct bm_err *e)
 {
@@ -489,7 +522,11 @@ msg_complete(struct message *m, const struct msg_policy *p, struct bm_err *e)
 	if (from_missing(&m->hdrs))
 		set_from(&m->hdrs, p, p->fullname);
 	if ((r = from_policy(&m->hdrs, p, e)) != 0 ||
-	    (r = sender_policy(&m->hdrs, p, e)) != 0)
+	    (r = sender_policy(&m->hdrs, p, e)) != 0 ||
+	    (r = mime_fold_header(&m->hdrs, e)) != 0)
+		return r;
+	/* the spooler measured every line: usually nothing to look at */
+	if (m->longest > MIME_LINE_MAX && (r = reencode(m, e)) != 0)
 		return r;
 	hdr_write(&m->hdrs, &b);
 	free(m->head);
@@ -518,6 +555,7 @@ msg_free(struct message *m)
 	hdr_free(&m->hdrs);
 	free(m->head);
 	free(m->msgid);
+	free(m->spool_dir);
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
 }

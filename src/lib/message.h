@@ -2,7 +2,8 @@
  * message - the message being submitted: spooled to a private file with
  * canonical line endings, its header parsed, the -t recipients read from
  * it, and the header completed and fixed (Bcc removed, Date, Message-ID
- * and From added, the From policy applied) before it is sent.
+ * and From added, the From policy applied, lines kept within SMTP's 998
+ * octets) before it is sent.
  */
 #ifndef BEARMAIL_MESSAGE_H
 #define BEARMAIL_MESSAGE_H
@@ -25,6 +26,9 @@ struct message {
 	long long body_off;     /* where the body starts in the spool */
 	long long body_len;
 	int eightbit;           /* a byte >= 0x80 anywhere in header or body */
+	long long longest;      /* the longest line spooled, CRLF not counted;
+	                           0 once msg_complete re-encoded the body */
+	char *spool_dir;        /* where a re-encoded copy is spooled */
 	char *head;             /* after msg_complete: the serialized header */
 	size_t head_len;        /*   block (including the empty line) */
 	char *msgid;            /* private: msg_message_id()'s answer */
@@ -81,7 +85,15 @@ struct msg_policy {
  *   reject -> EX_NOPERM.  A Sender field is checked the same way (rewrite
  *   removes it).  An unparseable From is replaced under rewrite and is
  *   EX_DATAERR under reject.
- * Returns 0 or a sysexits code (e filled).
+ * Then no line may be longer than SMTP's 998 octets (RFC 5321 4.5.3.1.6)
+ * and what a reader decodes may not change (mime.h): a header line is
+ * folded at its whitespace; when the spool holds a longer line, the
+ * parts that have one are re-encoded (quoted-printable for text, base64
+ * otherwise) into a new private spool file in spool_dir, which m->fd,
+ * body_off and body_len then describe.  A message without long lines is
+ * left byte for byte as it was.
+ * Returns 0 or a sysexits code (e filled): EX_DATAERR for a long line
+ * that cannot be fixed, EX_CANTCREAT or EX_IOERR for the new spool file.
  */
 int msg_complete(struct message *m, const struct msg_policy *p,
     struct bm_err *e);

@@ -3,7 +3,8 @@
  * defence.  Input: one control byte (bit 0: ignore dots; the rest seeds
  * the chunk sizes), then the message.  The message is fed once whole and
  * once in chunks derived from the input; both outputs must be identical,
- * hold no bare CR or LF, and nothing may come out after a lone dot.
+ * hold no bare CR or LF, and nothing may come out after a lone dot; the
+ * longest line canon reports is the longest line of its output.
  */
 #include "config.h"
 
@@ -28,6 +29,25 @@ check_crlf(const struct buf *out)
 	}
 	if (out->len > 0)
 		FUZZ_ASSERT(out->len >= 2 && out->data[out->len - 1] == '\n');
+}
+
+/* The longest CRLF line of out, CRLF not counted. */
+static size_t
+longest_line(const struct buf *out)
+{
+	size_t i, col = 0, longest = 0;
+
+	for (i = 0; i < out->len; i++) {
+		if (out->data[i] == '\r')
+			continue;
+		if (out->data[i] == '\n') {
+			longest = col > longest ? col : longest;
+			col = 0;
+		} else {
+			col++;
+		}
+	}
+	return longest;
 }
 
 /* Feed in chunks of 1..16 bytes chosen by a small LCG seeded by seed. */
@@ -59,6 +79,7 @@ feed_chunked(const char *p, size_t n, int ignore_dots, unsigned seed,
 	canon_finish(&c, out);
 	if (done)
 		FUZZ_ASSERT(out->len == before);
+	FUZZ_ASSERT(c.longest == longest_line(out));
 }
 
 int
@@ -76,6 +97,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ignore_dots)
 		FUZZ_ASSERT(done == 0);
 	check_crlf(&whole);
+	FUZZ_ASSERT(c.longest == longest_line(&whole));
 
 	feed_chunked((const char *)data, size, ignore_dots, ctl >> 1, &chunked);
 	FUZZ_ASSERT(chunked.len == whole.len);

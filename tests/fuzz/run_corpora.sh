@@ -5,7 +5,7 @@
 # memory error (the targets abort) fails that target.
 builddir=${BEARMAIL_BUILDDIR:-.}
 srcdir=${BEARMAIL_SRCDIR:-.}
-targets="canon header address aliases conf oauth smtp bsmtp jwtinfo message queue"
+targets="canon header address aliases conf oauth smtp bsmtp jwtinfo message queue mime"
 
 n=0
 for t in $targets; do

@@ -539,6 +539,9 @@ class ExchangeSMTP(SMTP):
             secrets.token_hex(16).upper(), HOSTNAME, HOSTNAME))
         if size and len(data) > size:
             status = REPLY_TOO_BIG
+        max_line = self.script.get("max_line")
+        if max_line and longest > max_line:
+            status = "500 5.5.0 Line too long"
         drop = bool(self.script.get("drop_after_data"))
         msg = {"mail_from": env.mail_from, "mail_options": env.mail_options,
                "rcpt_tos": env.rcpt_tos, "rcpt_options": env.rcpt_options,

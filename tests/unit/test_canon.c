@@ -55,6 +55,9 @@ static const struct tcase cases[] = {
 	{ "tail after dot ignored", "a\n.\nb\n.\n", 0, 0, "a\r\n", 0, 1 },
 };
 
+/* The longest line of the last run(). */
+static size_t canon_longest;
+
 /* Feed in chunks of step bytes (0: all at once). */
 static int
 run(const struct tcase *t, size_t inlen, size_t step, struct buf *out)
@@ -74,6 +77,7 @@ run(const struct tcase *t, size_t inlen, size_t step, struct buf *out)
 	if (inlen == 0)
 		ended = canon_feed(&c, "", 0, out);
 	canon_finish(&c, out);
+	canon_longest = c.longest;
 	return ended;
 }
 
@@ -89,6 +93,63 @@ no_bare(const struct buf *b)
 			return 0;
 	}
 	return 1;
+}
+
+/* The longest line the spooler is told of: what came out, CRLF, held
+ * dots and the terminating lone dot not counted. */
+struct longest_case {
+	const char *name;
+	const char *in;
+	int ignore_dots;
+	size_t want;
+};
+
+static const struct longest_case longest_cases[] = {
+	{ "empty", "", 0, 0 },
+	{ "one line", "abc\n", 0, 3 },
+	{ "crlf not counted", "ab\r\ncdef\r\n", 0, 4 },
+	{ "cr cr lf", "abc\r\r\n", 0, 3 },
+	{ "no final newline", "a\nlongest", 0, 7 },
+	{ "leading dot counted", ".abc\n", 0, 4 },
+	{ "dot dot", "..\n", 0, 2 },
+	{ "lone dot not counted", "ab\n.\nlonger line\n", 0, 2 },
+	{ "lone dot kept with -i", "a\n.\n", 1, 1 },
+	{ "dot at eof is data", "\n.", 0, 1 },
+	{ "8bit octets counted", "caf\xc3\xa9\n", 0, 5 },
+};
+
+static void
+test_longest(void)
+{
+	static const size_t steps[] = { 0, 1, 2, 3, 1000 };
+	struct tcase t;
+	struct buf out = BUF_INIT, big = BUF_INIT;
+	size_t i, s;
+
+	memset(&t, 0, sizeof(t));
+	for (i = 0; i < sizeof(longest_cases) / sizeof(longest_cases[0]); i++) {
+		const struct longest_case *l = &longest_cases[i];
+
+		t.in = l->in;
+		t.ignore_dots = l->ignore_dots;
+		for (s = 0; s < 4; s++) {
+			run(&t, strlen(l->in), steps[s], &out);
+			is_int((long long)canon_longest, (long long)l->want,
+			    "longest %s (chunk %zu)", l->name, steps[s]);
+		}
+	}
+	/* PHP's one-line HTML page, as seen: 2009 octets */
+	for (i = 0; i < 3000; i++)
+		buf_addc(&big, i == 2009 ? '\n' : 'x');
+	t.in = big.data;
+	t.ignore_dots = 0;
+	for (s = 0; s < sizeof(steps) / sizeof(steps[0]); s++) {
+		run(&t, big.len, steps[s], &out);
+		is_int((long long)canon_longest, 2009, "longest 2009 octets "
+		    "(chunk %zu)", steps[s]);
+	}
+	buf_free(&big, 0);
+	buf_free(&out, 0);
 }
 
 int
@@ -116,5 +177,6 @@ main(void)
 		}
 	}
 	buf_free(&out, 0);
+	test_longest();
 	return done_testing();
 }

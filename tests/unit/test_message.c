@@ -17,12 +17,23 @@
 #include <unistd.h>
 
 #include "message.h"
+#include "mime.h"
 #include "tests/unit/tap.h"
 
 #define NOW ((time_t)1700000000)
 #define DATE "Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n"
 #define MSGID "Message-ID: <R.1700000000@host.example>\r\n"
 #define KEEP_IDS "Date: x\r\nMessage-ID: <m@x>\r\n"
+#define X10 "xxxxxxxxxx"
+#define X100 X10 X10 X10 X10 X10 X10 X10 X10 X10 X10
+#define X1000 X100 X100 X100 X100 X100 X100 X100 X100 X100 X100
+#define X998 X100 X100 X100 X100 X100 X100 X100 X100 X100 \
+	X10 X10 X10 X10 X10 X10 X10 X10 X10 "xxxxxxxx"
+#define QPL X10 X10 X10 X10 X10 X10 X10 "xxxxx=\r\n"	/* 75 + soft break */
+#define QP1000 QPL QPL QPL QPL QPL QPL QPL QPL QPL QPL QPL QPL QPL \
+	X10 X10 "xxxxx"
+#define QPHEAD "MIME-Version: 1.0\r\nContent-Type: text/plain; " \
+	"charset=us-ascii\r\nContent-Transfer-Encoding: quoted-printable\r\n"
 
 static char spool_dir[] = "/tmp/bm-test-spool-XXXXXX";
 
@@ -184,6 +195,19 @@ static const struct tcase cases[] = {
 	{ "mbox From_ line dropped", "From root Tue Nov 14 22:13:20 2023\n"
 	    "From: a@contoso.com\n" KEEP_IDS "\nb\n", 0, 0, NULL, 0,
 	    "From: a@contoso.com\r\n" KEEP_IDS "\r\n", "b\r\n" },
+	{ "998 octets: as it is", "From: a@contoso.com\n" KEEP_IDS "\n" X998
+	    "\n", 0, 0, NULL, 0, "From: a@contoso.com\r\n" KEEP_IDS "\r\n",
+	    X998 "\r\n" },
+	{ "long line re-encoded", "From: a@contoso.com\nSubject: s\n"
+	    KEEP_IDS "\n" X1000 "\nshort\n", 0, 0, NULL, 0,
+	    "From: a@contoso.com\r\nSubject: s\r\n" KEEP_IDS QPHEAD "\r\n",
+	    QP1000 "\r\nshort\r\n" },
+	{ "long line after a lone dot ignored", "From: a@contoso.com\n"
+	    KEEP_IDS "\nb\n.\n" X1000 "\n", 0, 0, NULL, 0,
+	    "From: a@contoso.com\r\n" KEEP_IDS "\r\n", "b\r\n" },
+	{ "unfoldable header refused", "From: a@contoso.com\nMessage-ID: <"
+	    X1000 "@x>\nDate: x\n\nb\n", 0, 0, NULL, EX_DATAERR,
+	    "Message-ID: header has a line of 1016 octets", "" },
 	{ "smuggled field stays a body line", "From: a@contoso.com\n" KEEP_IDS
 	    "\nx\r\n.\rBcc: e@x\n", 1, 0, NULL, 0, "From: a@contoso.com\r\n"
 	    KEEP_IDS "\r\n", "x\r\n.\r\nBcc: e@x\r\n" },
@@ -280,9 +304,10 @@ run_rcpt_case(const struct rcpt_case *t)
 	msg_free(&m);
 }
 
-/* A child writes "Subject: big\n\n" and nlines of 76 'x' + LF. */
+/* A child writes head and nlines of 76 'x' + end (LF: lines; 'x': all
+ * one line, ended by the LF canon adds). */
 static pid_t
-big_writer(int fd, long nlines, const char *head)
+big_writer(int fd, long nlines, const char *head, char end)
 {
 	char line[77];
 	pid_t pid = fork();
@@ -291,7 +316,7 @@ big_writer(int fd, long nlines, const char *head)
 	if (pid != 0)
 		return pid;
 	memset(line, 'x', 76);
-	line[76] = '\n';
+	line[76] = end;
 	if (write(fd, head, strlen(head)) < 0)
 		_exit(1);
 	for (i = 0; i < nlines; i++)
@@ -315,7 +340,7 @@ test_big(void)
 	before = ru.ru_maxrss;
 	if (pipe(fds) != 0)
 		return;
-	pid = big_writer(fds[1], nlines, "Subject: big\n\n");
+	pid = big_writer(fds[1], nlines, "Subject: big\n\n", '\n');
 	close(fds[1]);
 	is_int(msg_spool(&m, fds[0], 0, spool_dir, &e), 0, "30 MB spooled");
 	close(fds[0]);
@@ -327,6 +352,80 @@ test_big(void)
 	/* peak RSS grew by far less than the message (valgrind-proof) */
 	ok(ru.ru_maxrss - before < 8 * 1024, "memory stayed small (+%ld KiB)",
 	    ru.ru_maxrss - before);
+	msg_free(&m);
+}
+
+/* Read the spool back a MiB at a time: every line within 998 octets,
+ * and its quoted-printable decoding n 'x' then CRLF. */
+static int
+check_big_qp(struct message *m, long long n)
+{
+	struct buf dec = BUF_INIT;
+	char *chunk = xmalloc(1 << 20);
+	long long off = 0, got = 0, other = 0;
+	size_t keep = 0, end, i, col = 0, longest = 0;
+	ssize_t r;
+
+	while ((r = pread(m->fd, chunk + keep, (1 << 20) - keep,
+	    (off_t)(m->body_off + off))) > 0) {
+		off += r;
+		end = keep + (size_t)r;
+		for (i = keep; i < end; i++) {
+			col = chunk[i] == '\n' ? 0 : col + 1;
+			longest = col > longest ? col : longest;
+		}
+		/* decode the complete lines, keep the rest for the next read */
+		for (i = end; i > 0 && chunk[i - 1] != '\n'; i--)
+			;
+		buf_reset(&dec);
+		mime_decode(MIME_CTE_QP, chunk, i, &dec);
+		got += (long long)dec.len;
+		while (dec.len > 0)
+			other += dec.data[--dec.len] != 'x';
+		keep = end - i;
+		memmove(chunk, chunk + i, keep);
+	}
+	free(chunk);
+	buf_free(&dec, 0);
+	/* longest counts the CR */
+	return longest <= 999 && got == n + 2 && other == 2 &&
+	    off == m->body_len;
+}
+
+/* A 30 MB page on one line: re-encoded as it is read, never held. */
+static void
+test_big_line(void)
+{
+	const long nlines = 30L * 1024 * 1024 / 77 + 1;
+	struct msg_policy p = { "alice@contoso.com", NULL, NULL, 0, NULL,
+	    "host.example", NOW };
+	struct bm_err e = { 0 };
+	struct message m;
+	struct rusage ru;
+	long before;
+	int fds[2], status;
+	pid_t pid;
+
+	getrusage(RUSAGE_SELF, &ru);
+	before = ru.ru_maxrss;
+	if (pipe(fds) != 0)
+		return;
+	pid = big_writer(fds[1], nlines, "Subject: big\n\n", 'x');
+	close(fds[1]);
+	is_int(msg_spool(&m, fds[0], 0, spool_dir, &e), 0, "30 MB line spooled");
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	is_int(m.longest, nlines * 77, "30 MB line measured");
+	is_int(msg_complete(&m, &p, &e), 0, "30 MB line completed");
+	getrusage(RUSAGE_SELF, &ru);
+	ok(ru.ru_maxrss - before < 8 * 1024, "re-encoded in small memory "
+	    "(+%ld KiB)", ru.ru_maxrss - before);
+	ok(m.fd >= 0 && m.body_off == 0 && m.body_len > nlines * 77,
+	    "a new spool file holds the body (%lld bytes)", m.body_len);
+	ok(strstr(m.head, "Content-Transfer-Encoding: quoted-printable\r\n") !=
+	    NULL, "30 MB line: quoted-printable");
+	ok(check_big_qp(&m, nlines * 77), "30 MB line: lines within 998, "
+	    "decodes to what was written");
 	msg_free(&m);
 }
 
@@ -437,6 +536,7 @@ main(void)
 	if (mkdtemp(spool_dir) == NULL)
 		return 1;
 	test_big();	/* first, so its peak-memory check has a clean baseline */
+	test_big_line();
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		run_case(&cases[i]);
 	for (i = 0; i < sizeof(rcpt_cases) / sizeof(rcpt_cases[0]); i++)
