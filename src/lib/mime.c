@@ -181,68 +181,6 @@ mime_parse_cte(const char *value)
 	return cte;
 }
 
-/* ------------------------------------------------------------- UTF-8 */
-
-/* A validator fed one octet at a time (RFC 3629 section 4: no overlong
- * forms, no surrogates, nothing above U+10FFFF). */
-struct utf8 {
-	int need;               /* continuation octets still expected */
-	unsigned char lo, hi;   /* the range the next one must be in */
-	int bad;
-};
-
-static void
-utf8_lead(struct utf8 *u, unsigned char c)
-{
-	u->lo = 0x80;
-	u->hi = 0xbf;
-	if (c >= 0xc2 && c <= 0xdf)
-		u->need = 1;
-	else if (c >= 0xe0 && c <= 0xef)
-		u->need = 2;
-	else if (c >= 0xf0 && c <= 0xf4)
-		u->need = 3;
-	else
-		u->bad = 1;
-	if (c == 0xe0)
-		u->lo = 0xa0;
-	else if (c == 0xed)
-		u->hi = 0x9f;
-	else if (c == 0xf0)
-		u->lo = 0x90;
-	else if (c == 0xf4)
-		u->hi = 0x8f;
-}
-
-static void
-utf8_feed(struct utf8 *u, const char *p, size_t n)
-{
-	unsigned char c;
-	size_t i;
-
-	for (i = 0; i < n && !u->bad; i++) {
-		c = (unsigned char)p[i];
-		if (u->need > 0) {
-			if (c < u->lo || c > u->hi)
-				u->bad = 1;
-			u->lo = 0x80;
-			u->hi = 0xbf;
-			u->need--;
-		} else if (c >= 0x80) {
-			utf8_lead(u, c);
-		}
-	}
-}
-
-static int
-utf8_valid(const char *p, size_t n)
-{
-	struct utf8 u = { 0, 0, 0, 0 };
-
-	utf8_feed(&u, p, n);
-	return !u.bad && u.need == 0;
-}
-
 /* ------------------------------------------------------- output, input */
 
 /* A buffered writer to the new spool file. */

@@ -226,49 +226,17 @@ qenv_free(struct qenv *env)
 
 /* ------------------------------------------------------------ strings */
 
-/* The length of the well-formed UTF-8 character at s (RFC 3629: no
- * overlong forms, no surrogates, nothing above U+10FFFF), or 0. */
-static size_t
-utf8_char(const unsigned char *s, size_t n)
-{
-	unsigned long cp;
-	size_t len, i;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 /* Server text as stored: invalid UTF-8 octets become '?', then it is cut
  * to max octets before a character (xmalloc'd).  Applying it twice
  * changes nothing, so the reader and the writer both use it. */
 static char *
 text_clean(const char *s, size_t max)
 {
-	const unsigned char *u = (const unsigned char *)s;
 	struct buf b = BUF_INIT;
 	size_t n = strlen(s), i = 0, k;
 
 	while (i < n) {
-		k = utf8_char(u + i, n - i);
+		k = utf8_char(s + i, n - i);
 		if (b.len + (k ? k : 1) > max)
 			break;
 		if (k == 0)
@@ -284,15 +252,14 @@ text_clean(const char *s, size_t max)
 static const char *
 field_fault(const char *s)
 {
-	const unsigned char *u = (const unsigned char *)s;
 	size_t n = strlen(s), i, k;
 
 	if (n > QUEUE_FIELD_MAX)
 		return "it is longer than " STR(QUEUE_FIELD_MAX) " octets";
 	for (i = 0; i < n; i += k) {
-		if ((k = utf8_char(u + i, n - i)) == 0)
+		if ((k = utf8_char(s + i, n - i)) == 0)
 			return "it is not valid UTF-8";
-		if (u[i] < 0x20 || u[i] == 0x7f)
+		if (is_control((unsigned char)s[i]))
 			return "it holds a control character";
 	}
 	return NULL;

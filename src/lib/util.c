@@ -526,3 +526,69 @@ str_printable(char *s, char repl)
 			*p = repl;
 	return s;
 }
+
+/* ------------------------------------------------------------- UTF-8 */
+
+static void
+utf8_lead(struct utf8 *u, unsigned char c)
+{
+	u->lo = 0x80;
+	u->hi = 0xbf;
+	if (c >= 0xc2 && c <= 0xdf)
+		u->need = 1;
+	else if (c >= 0xe0 && c <= 0xef)
+		u->need = 2;
+	else if (c >= 0xf0 && c <= 0xf4)
+		u->need = 3;
+	else
+		u->bad = 1;
+	if (c == 0xe0)
+		u->lo = 0xa0;
+	else if (c == 0xed)
+		u->hi = 0x9f;
+	else if (c == 0xf0)
+		u->lo = 0x90;
+	else if (c == 0xf4)
+		u->hi = 0x8f;
+}
+
+void
+utf8_feed(struct utf8 *u, const char *p, size_t n)
+{
+	unsigned char c;
+	size_t i;
+
+	for (i = 0; i < n && !u->bad; i++) {
+		c = (unsigned char)p[i];
+		if (u->need > 0) {
+			if (c < u->lo || c > u->hi)
+				u->bad = 1;
+			u->lo = 0x80;
+			u->hi = 0xbf;
+			u->need--;
+		} else if (c >= 0x80) {
+			utf8_lead(u, c);
+		}
+	}
+}
+
+int
+utf8_valid(const char *p, size_t n)
+{
+	struct utf8 u = { 0, 0, 0, 0 };
+
+	utf8_feed(&u, p, n);
+	return !u.bad && u.need == 0;
+}
+
+size_t
+utf8_char(const char *s, size_t n)
+{
+	struct utf8 u = { 0, 0, 0, 0 };
+	size_t i = 0;
+
+	do
+		utf8_feed(&u, s + i++, 1);
+	while (!u.bad && u.need > 0 && i < n);
+	return u.bad || u.need > 0 ? 0 : i;
+}

@@ -72,6 +72,23 @@ int str_to_seconds(const char *s, long long *out);
 int str_has_prefix_ci(const char *s, const char *prefix);
 /* Trim ASCII whitespace at both ends, in place; returns s. */
 char *str_trim(char *s);
+/*
+ * UTF-8 as RFC 3629 section 4 has it (no overlong forms, no surrogates,
+ * nothing above U+10FFFF), checked as it streams by: feed any number of
+ * octets; the text so far is valid when !bad and need == 0.
+ */
+struct utf8 {
+	int need;               /* continuation octets still expected */
+	unsigned char lo, hi;   /* the range the next one must be in */
+	int bad;
+};
+void utf8_feed(struct utf8 *u, const char *p, size_t n);
+/* Whether the n octets at p are valid UTF-8. */
+int utf8_valid(const char *p, size_t n);
+/* The length of the well-formed character at s (n >= 1 octets left), or
+ * 0 when there is none. */
+size_t utf8_char(const char *s, size_t n);
+
 /* Whether c is a control character (below 0x20, or DEL). */
 int is_control(unsigned char c);
 /* Every control character of s (NULL is fine) replaced by repl, in place:
