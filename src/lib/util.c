@@ -347,7 +347,7 @@ err_set(struct bm_err *e, int code, const char *fmt, ...)
 
 /* ---------------------------------------------------------- files */
 
-static const char *
+const char *
 file_kind(mode_t m)
 {
 	if (S_ISDIR(m))
@@ -360,6 +360,8 @@ file_kind(mode_t m)
 		return "a character device";
 	if (S_ISBLK(m))
 		return "a block device";
+	if (S_ISLNK(m))
+		return "a symbolic link";
 	return "of an unknown kind";
 }
 

@@ -119,6 +119,11 @@ int file_read_fd(int fd, const char *path, size_t max, int flags,
 int file_read(const char *path, size_t max, int flags, char **text,
     size_t *len, struct bm_err *e);
 
+/* What a non-regular file is, for messages: "a directory", "a FIFO
+ * (named pipe)", "a socket", "a character device", "a block device", "a
+ * symbolic link" (from lstat). */
+const char *file_kind(mode_t mode);
+
 /* file_read without following a link, wiping what it copied: for the
  * files of others' modules (queue envelopes, client secrets).  Never a
  * NULL *out on success. */
