@@ -101,8 +101,10 @@ make_assertion(const struct account *a, const char *url, char **assertion,
 	int ret;
 
 	*assertion = NULL;
-	if ((ret = read_cert(a, &pem, e)) != 0 ||
-	    (ret = secrets_load_key(a->client_key, &key, e)) != 0)
+	/* the key first: what is wrong with the secret is said before what
+	 * is wrong with the public half */
+	if ((ret = secrets_load_key(a->client_key, &key, e)) != 0 ||
+	    (ret = read_cert(a, &pem, e)) != 0)
 		goto out;
 	ret = jwt_client_assertion(key, pem, a->client_assertion_alg, url,
 	    a->client_id, (long long)time(NULL), NULL, assertion, e);

@@ -97,6 +97,9 @@ refused(const char *path, int rc, struct bm_err *e)
 {
 	struct stat st;
 
+	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+		return err_set(e, EX_CONFIG, "token file %s is a symbolic "
+		    "link: refusing it", path);
 	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
 		return err_set(e, EX_CONFIG, "token file %s is %s, not a "
 		    "regular file: remove it and log in again", path,

@@ -93,7 +93,7 @@ int err_set(struct bm_err *e, int code, const char *fmt, ...) BM_PRINTF(3, 4);
  * descriptor to be a regular file.  Messages name the file and the fix.
  */
 #define FILE_NOFOLLOW	0x01	/* refuse a symbolic link (O_NOFOLLOW) */
-#define FILE_SECRET	0x02	/* wipe every copy (the text: wipe_free) */
+#define FILE_SECRET	0x02	/* wipe the copies made (free the text: wipe_free) */
 #define FILE_MISSING_OK	0x04	/* a missing file is no error (see below) */
 
 /*

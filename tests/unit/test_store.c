@@ -236,14 +236,13 @@ test_token_places(void)
 		const char *msg;	/* %s: the path */
 	} cases[] = {
 		{ "a symlink to another token file", 'l', "token file %s is a "
-		  "symbolic link, not a regular file: remove it and log in "
-		  "again" },
+		  "symbolic link: refusing it" },
 		{ "a FIFO", 'f', "token file %s is a FIFO (named pipe), not a "
 		  "regular file: remove it and log in again" },
 		{ "a directory", 'd', "token file %s is a directory, not a "
 		  "regular file: remove it and log in again" },
 		{ "a link to /dev/zero", 'z', "token file %s is a symbolic "
-		  "link, not a regular file: remove it and log in again" },
+		  "link: refusing it" },
 	};
 	size_t i;
 
