@@ -5,11 +5,9 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 #include "aliases.h"
 
@@ -182,17 +180,27 @@ aliases_parse(const char *text, const char *name, struct aliases **out,
 int
 aliases_load(const char *path, struct aliases **out, struct bm_err *e)
 {
-	struct stat st;
 	char *text = NULL;
+	size_t len = 0;
 	int r;
 
-	if (stat(path, &st) != 0 && errno == ENOENT) {
+	*out = NULL;
+	r = file_read(path, ALIASES_MAX_FILE, FILE_MISSING_OK, &text, &len, e);
+	if (r != 0) {
+		/* whatever stands in its place, the file is configuration */
+		if (e != NULL)
+			e->code = EX_CONFIG;
+		return EX_CONFIG;
+	}
+	if (text == NULL) {
 		*out = xcalloc(1, sizeof(**out));
 		return 0;
 	}
-	if (read_small_file(path, ALIASES_MAX_FILE, &text, e) != 0)
-		return err_set(e, EX_CONFIG, "%s", e ? e->msg : "");
-	r = aliases_parse(text, path, out, e);
+	if (memchr(text, '\0', len) != NULL)
+		r = err_set(e, EX_CONFIG, "%s holds a NUL byte, so it is not an "
+		    "aliases file: correct the path or the file", path);
+	else
+		r = aliases_parse(text, path, out, e);
 	free(text);
 	return r;
 }

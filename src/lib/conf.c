@@ -865,6 +865,17 @@ section_account(struct parser *p, char *v)
 	return parents != NULL ? inherit(p, r, parents) : 0;
 }
 
+/* A word that could be a mistyped key: quoting anything else could print
+ * a secret (a config path linked to a client secret file, say). */
+static int
+looks_like_key(const char *w)
+{
+	size_t n = strspn(w, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ_-");
+
+	return n > 0 && n <= 32 && w[n] == '\0';
+}
+
 static int
 bad_key(struct parser *p, const char *key)
 {
@@ -877,6 +888,11 @@ bad_key(struct parser *p, const char *key)
 			    "file: use client_secret_file (a file of mode 0600) "
 			    "for a client secret; tokens live in the token store "
 			    "(bearmail login)");
+	if (!looks_like_key(key))
+		return err_set(p->e, EX_CONFIG, "%s:%d: unknown key (not shown: "
+		    "it does not look like a key name, and it could be a secret): "
+		    "is %s a bearmail configuration file?", p->name, p->line,
+		    p->name);
 	if ((near = suggest(key)) != NULL)
 		return err_set(p->e, EX_CONFIG, "%s:%d: unknown key \"%s\"; "
 		    "did you mean \"%s\"?", p->name, p->line, key, near);
@@ -1149,8 +1165,6 @@ check_mode(const struct stat *st, const char *path, struct bm_err *e)
 	int system_file = strcmp(path, SYSTEM_CONFIG) == 0;
 	mode_t bad = system_file ? 026 : 066;
 
-	if (!S_ISREG(st->st_mode))
-		return err_set(e, EX_CONFIG, "%s is not a regular file", path);
 	if (st->st_uid != geteuid() && st->st_uid != 0)
 		return err_set(e, EX_CONFIG, "'%s' belongs to uid %lu, not to "
 		    "you or root: it may hold account details; refusing it",
@@ -1163,56 +1177,50 @@ check_mode(const struct stat *st, const char *path, struct bm_err *e)
 	return 0;
 }
 
+/* file_open's or file_read_fd's refusal: the message stands, the code is
+ * the configuration's. */
 static int
-read_fd(int fd, const char *path, char **out, struct bm_err *e)
+unusable(struct bm_err *e)
 {
-	struct buf b = BUF_INIT;
-	char chunk[4096];
-	ssize_t n;
+	if (e != NULL)
+		e->code = EX_CONFIG;
+	return EX_CONFIG;
+}
 
-	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 || b.len + (size_t)n > CONF_MAX_SIZE) {
-			buf_free(&b, 0);
-			return err_set(e, EX_CONFIG, "cannot read %s: %s", path,
-			    n < 0 ? strerror(errno) : "larger than 1 MiB");
-		}
-		buf_add(&b, chunk, (size_t)n);
-	}
-	if (b.len > 0 && memchr(b.data, '\0', b.len) != NULL) {
-		buf_free(&b, 0);
-		return err_set(e, EX_CONFIG, "%s is not a text file", path);
-	}
-	*out = buf_steal(&b);
-	return 0;
+/* The file's text: a regular file (a link to one is followed: the
+ * administrator may link it; the checks are on what was opened). */
+static int
+read_config(const char *path, char **text, struct bm_err *e)
+{
+	struct stat st;
+	size_t len = 0;
+	int fd, rc;
+
+	if (file_open(path, FILE_MISSING_OK, &fd, &st, e) != 0)
+		return unusable(e);
+	if (fd < 0)
+		return err_set(e, EX_CONFIG, "no configuration (%s does not "
+		    "exist): create ~/.config/bearmail/config (see "
+		    "bearmail.conf(5)) or run bearmail setup", path);
+	if ((rc = check_mode(&st, path, e)) == 0 &&
+	    file_read_fd(fd, path, CONF_MAX_SIZE, 0, text, &len, e) != 0)
+		rc = unusable(e);
+	close(fd);
+	if (rc == 0 && memchr(*text, '\0', len) != NULL)
+		rc = err_set(e, EX_CONFIG, "%s is not a text file (it holds a "
+		    "NUL byte): correct the path or the file", path);
+	return rc;
 }
 
 int
 conf_load(const char *path, struct config **out, struct bm_err *e)
 {
-	struct stat st;
 	char *text = NULL;
-	int fd, rc;
+	int rc;
 
 	*out = NULL;
-	/* links are followed (the admin may link the file); the check is on
-	 * what was opened.  O_NONBLOCK: a FIFO must not hang us. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0 && errno == ENOENT)
-		return err_set(e, EX_CONFIG, "no configuration (%s does not "
-		    "exist): create ~/.config/bearmail/config (see "
-		    "bearmail.conf(5)) or run bearmail setup", path);
-	if (fd < 0)
-		return err_set(e, EX_CONFIG, "cannot open %s: %s", path,
-		    strerror(errno));
-	if (fstat(fd, &st) != 0)
-		rc = err_set(e, EX_CONFIG, "cannot stat %s: %s", path,
-		    strerror(errno));
-	else if ((rc = check_mode(&st, path, e)) == 0 &&
-	    (rc = read_fd(fd, path, &text, e)) == 0)
+	if ((rc = read_config(path, &text, e)) == 0)
 		rc = conf_parse(text, path, out, e);
-	close(fd);
 	free(text);
 	return rc;
 }
@@ -1367,7 +1375,8 @@ mailname_file(void)
 {
 	char *text, *line, *name = NULL;
 
-	if (read_small_file("/etc/mailname", 4096, &text, NULL) != 0)
+	if (file_read("/etc/mailname", 4096, FILE_MISSING_OK, &text, NULL,
+	    NULL) != 0 || text == NULL)
 		return NULL;
 	text[strcspn(text, "\n")] = '\0';
 	line = str_trim(text);

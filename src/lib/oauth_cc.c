@@ -23,20 +23,25 @@
 
 /* ------------------------------------------------------- credentials */
 
+/* The certificate is public: a link to it is followed (certificates
+ * often are links, into /etc/ssl or a renewal tool's archive). */
 static int
 read_cert(const struct account *a, char **pem, struct bm_err *e)
 {
-	char *path = NULL;
+	char *path = NULL, *why;
 	int ret;
 
 	*pem = NULL;
 	if ((ret = secrets_path(a->client_certificate, "client_certificate",
 	    &path, e)) == 0 &&
-	    read_small_file(path, MAX_CERT_FILE, pem, e) != 0) {
-		/* "cannot open PATH: ..." already; the file is configuration */
-		if (e != NULL)
-			e->code = EX_CONFIG;
+	    file_read(path, MAX_CERT_FILE, 0, pem, NULL, e) != 0) {
+		/* the file is configuration, and the key names it */
 		ret = EX_CONFIG;
+		if (e != NULL) {
+			why = xstrdup(e->msg);	/* err_set writes e->msg */
+			err_set(e, ret, "client_certificate %s", why);
+			free(why);
+		}
 	}
 	free(path);
 	return ret;
@@ -51,8 +56,10 @@ make_assertion(const struct account *a, const char *url, char **assertion,
 	int ret;
 
 	*assertion = NULL;
-	if ((ret = read_cert(a, &pem, e)) != 0 ||
-	    (ret = secrets_load_key(a->client_key, &key, e)) != 0)
+	/* the key first: what is wrong with the secret is said before what
+	 * is wrong with the public half */
+	if ((ret = secrets_load_key(a->client_key, &key, e)) != 0 ||
+	    (ret = read_cert(a, &pem, e)) != 0)
 		goto out;
 	ret = jwt_client_assertion(key, pem, a->client_assertion_alg, url,
 	    a->client_id, (long long)time(NULL), NULL, assertion, e);

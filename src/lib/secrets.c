@@ -9,8 +9,6 @@
  */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -78,73 +76,56 @@ secrets_path(const char *spec, const char *key, char **path,
 	return 0;
 }
 
+/* file_open's or file_read_fd's message ("PATH is a FIFO ..."), with the
+ * config key in front; every problem with a secret file is configuration. */
 static int
-open_failed(const char *key, const char *path, int err, struct bm_err *e)
+with_key(const char *key, struct bm_err *e)
 {
-	if (err == ELOOP)
-		return err_set(e, EX_CONFIG, "%s %s is a symbolic link: name "
-		    "the file itself", key, path);
-	return err_set(e, EX_CONFIG, "%s %s: cannot open: %s", key, path,
-	    strerror(err));
+	char *why;
+
+	if (e == NULL)
+		return EX_CONFIG;
+	why = xstrdup(e->msg);	/* err_set must not read what it writes */
+	err_set(e, EX_CONFIG, "%s %s", key, why);
+	free(why);
+	return EX_CONFIG;
 }
 
-/* The owner and mode check on the open file. */
+/* The owner and mode check, on the stat of the open file. */
 static int
-check_file(int fd, const char *key, const char *path, int credential,
-    struct bm_err *e)
+check_file(const struct stat *st, const char *key, const char *path,
+    int credential, struct bm_err *e)
 {
-	struct stat st;
 	mode_t forbidden = credential ? CREDENTIAL_FORBIDDEN : FILE_FORBIDDEN;
 
-	if (fstat(fd, &st) != 0)
-		return err_set(e, EX_CONFIG, "%s %s: %s", key, path,
-		    strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return err_set(e, EX_CONFIG, "%s %s is not a regular file",
-		    key, path);
-	if (st.st_uid != geteuid() && st.st_uid != 0)
+	if (st->st_uid != geteuid() && st->st_uid != 0)
 		return err_set(e, EX_CONFIG, "%s %s belongs to uid %ld: it must "
 		    "belong to you (or root): run `chown %ld %s`", key, path,
-		    (long)st.st_uid, (long)geteuid(), path);
-	if ((st.st_mode & forbidden) != 0)
+		    (long)st->st_uid, (long)geteuid(), path);
+	if ((st->st_mode & forbidden) != 0)
 		return err_set(e, EX_CONFIG, "%s %s: permissions %04o are too "
 		    "open (others than its owner may read or change it): run "
-		    "`chmod 600 %s`", key, path, (unsigned)(st.st_mode & 07777),
-		    path);
-	if (st.st_size > SECRETS_MAX_FILE)
-		return err_set(e, EX_CONFIG, "%s %s is larger than %d bytes",
-		    key, path, SECRETS_MAX_FILE);
+		    "`chmod 600 %s`", key, path,
+		    (unsigned)(st->st_mode & 07777), path);
 	return 0;
 }
 
-/* Read to the end, at most SECRETS_MAX_FILE bytes, into b. */
+/* The file at path, not followed if a link, checked, read whole. */
 static int
-read_fd(int fd, const char *key, const char *path, struct buf *b,
-    struct bm_err *e)
+read_checked(const char *path, const char *key, int credential, char **out,
+    size_t *len, struct bm_err *e)
 {
-	char chunk[1024];
-	ssize_t n;
+	struct stat st;
+	int fd, ret;
 
-	for (;;) {
-		n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			wipe(chunk, sizeof(chunk));
-			return err_set(e, EX_CONFIG, "%s %s: read: %s", key,
-			    path, strerror(errno));
-		}
-		if (n == 0)
-			break;
-		buf_add(b, chunk, (size_t)n);
-		if (b->len > SECRETS_MAX_FILE)
-			break;
-	}
-	wipe(chunk, sizeof(chunk));
-	if (b->len > SECRETS_MAX_FILE)
-		return err_set(e, EX_CONFIG, "%s %s is larger than %d bytes",
-		    key, path, SECRETS_MAX_FILE);
-	return 0;
+	if (file_open(path, FILE_NOFOLLOW, &fd, &st, e) != 0)
+		return with_key(key, e);
+	if ((ret = check_file(&st, key, path, credential, e)) == 0 &&
+	    file_read_fd(fd, path, SECRETS_MAX_FILE, FILE_SECRET, out, len,
+	    e) != 0)
+		ret = with_key(key, e);
+	close(fd);
+	return ret;
 }
 
 /* keyring:NAME: the secret from the keyring, with the config key in
@@ -172,32 +153,17 @@ int
 secrets_read(const char *spec, const char *key, char **out, size_t *len,
     struct bm_err *e)
 {
-	struct buf b = BUF_INIT;
 	char *path = NULL;
-	int fd = -1, ret;
+	size_t n = 0;
+	int ret;
 
 	*out = NULL;
 	if (is_keyring(spec))
 		return from_keyring(spec, key, out, len, e);
-	if ((ret = secrets_path(spec, key, &path, e)) != 0)
-		goto out;
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0) {
-		ret = open_failed(key, path, errno, e);
-		goto out;
-	}
-	if ((ret = check_file(fd, key, path, is_credential(spec), e)) != 0 ||
-	    (ret = read_fd(fd, key, path, &b, e)) != 0)
-		goto out;
-	if (len != NULL)
-		*len = b.len;
-	buf_addc(&b, '\0');	/* an empty file still gets storage */
-	b.len--;
-	*out = buf_steal(&b);
-out:
-	if (fd >= 0)
-		close(fd);
-	buf_free(&b, 1);
+	if ((ret = secrets_path(spec, key, &path, e)) == 0)
+		ret = read_checked(path, key, is_credential(spec), out, &n, e);
+	if (ret == 0 && len != NULL)
+		*len = n;
 	free(path);
 	return ret;
 }

@@ -4,18 +4,18 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "jsonx.h"
 #include "state.h"
 #include "util.h"
+
+#define STATE_MAX_FILE 65536
 
 char *
 state_dir(void)
@@ -45,7 +45,9 @@ state_load(const char *account, struct acct_state *s)
 	char *path = state_path(account), *text = NULL;
 
 	memset(s, 0, sizeof(*s));
-	if (read_small_file(path, 65536, &text, NULL) != 0)
+	/* a FIFO or a link in our own directory is not ours: read as empty */
+	if (file_read(path, STATE_MAX_FILE, FILE_NOFOLLOW | FILE_MISSING_OK,
+	    &text, NULL, NULL) != 0 || text == NULL)
 		goto out;
 	if ((o = json_tokener_parse(text)) == NULL)
 		goto out;
@@ -90,9 +92,11 @@ state_save(const char *account, const struct acct_state *s)
 	json_object_object_add(o, "login_needed",
 	    json_object_new_int(s->login_needed));
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
-	tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	if (mkdir_private(dir, NULL) == 0 && (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC |
-	    O_CLOEXEC | O_NOFOLLOW, 0600)) >= 0) {
+	/* a new file (O_EXCL, 0600): whatever stands at a guessable name,
+	 * a FIFO above all, is never opened */
+	tmp = xasprintf("%s.tmp.XXXXXX", path);
+	if (mkdir_private(dir, NULL) == 0 &&
+	    (fd = mkostemp(tmp, O_CLOEXEC)) >= 0) {
 		int ok = write_all(fd, text, strlen(text)) == 0 &&
 		    write_all(fd, "\n", 1) == 0;
 

@@ -71,23 +71,16 @@ store_file_path(const struct account *a)
 
 /* ----------------------------------------------------------------- load */
 
+/* The owner and mode check, on the stat of the open file. */
 static int
-check_file(int fd, const char *path, struct bm_err *e)
+check_file(const struct stat *st, const char *path, struct bm_err *e)
 {
-	struct stat st;
-	unsigned mode;
+	unsigned mode = (unsigned)st->st_mode & 07777;
 
-	if (fstat(fd, &st) != 0)
-		return err_set(e, EX_IOERR, "cannot stat %s: %s", path,
-		    strerror(errno));
-	mode = (unsigned)st.st_mode & 07777;
-	if (!S_ISREG(st.st_mode))
-		return err_set(e, EX_CONFIG, "token file %s is not a regular "
-		    "file", path);
-	if (st.st_uid != geteuid())
+	if (st->st_uid != geteuid())
 		return err_set(e, EX_CONFIG, "token file %s is owned by uid %lu, "
 		    "not by you (uid %lu): refusing it; remove it and log in "
-		    "again", path, (unsigned long)st.st_uid,
+		    "again", path, (unsigned long)st->st_uid,
 		    (unsigned long)geteuid());
 	if (mode & 077)
 		return err_set(e, EX_CONFIG, "token file %s is %s by others "
@@ -96,46 +89,48 @@ check_file(int fd, const char *path, struct bm_err *e)
 	return 0;
 }
 
+/* file_open or file_read_fd refused the file (rc, e): bearmail wrote the
+ * token file itself, so for anything but a failing disk the fix is a new
+ * one, and every refusal is configuration, for a person to fix. */
 static int
-open_checked(const char *path, int *fd, struct bm_err *e)
+refused(const char *path, int rc, struct bm_err *e)
 {
-	if ((*fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY)) <
-	    0) {
-		if (errno == ENOENT)
-			return err_set(e, EX_NOINPUT, "no token file %s", path);
-		if (errno == ELOOP)
-			return err_set(e, EX_CONFIG, "token file %s is a symbolic "
-			    "link: refusing it", path);
-		return err_set(e, EX_IOERR, "cannot open %s: %s", path,
-		    strerror(errno));
-	}
-	return check_file(*fd, path, e);
+	struct stat st;
+
+	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+		return err_set(e, EX_CONFIG, "token file %s is a symbolic "
+		    "link: refusing it", path);
+	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return err_set(e, EX_CONFIG, "token file %s is %s, not a "
+		    "regular file: remove it and log in again", path,
+		    file_kind(st.st_mode));
+	if (rc == EX_DATAERR)
+		return err_set(e, EX_CONFIG, "token file %s is larger than %d "
+		    "bytes: remove it and log in again", path, STORE_FILE_MAX);
+	rc = rc == EX_IOERR ? EX_IOERR : EX_CONFIG;
+	if (e != NULL)
+		e->code = rc;
+	return rc;
 }
 
+/* The record's text: not followed if a link, a regular file of ours. */
 static int
-read_fd(int fd, const char *path, struct buf *b, struct bm_err *e)
+read_checked(const char *path, char **text, size_t *len, struct bm_err *e)
 {
-	char chunk[4096];
-	ssize_t n;
-	int ret = 0;
+	struct stat st;
+	int fd, rc;
 
-	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ret = err_set(e, EX_IOERR, "cannot read %s: %s", path,
-			    strerror(errno));
-			break;
-		}
-		if (b->len + (size_t)n > STORE_FILE_MAX) {
-			ret = err_set(e, EX_CONFIG, "token file %s is larger "
-			    "than %d bytes", path, STORE_FILE_MAX);
-			break;
-		}
-		buf_add(b, chunk, (size_t)n);
-	}
-	wipe(chunk, sizeof(chunk));
-	return ret;
+	rc = file_open(path, FILE_NOFOLLOW | FILE_MISSING_OK, &fd, &st, e);
+	if (rc != 0)
+		return refused(path, rc, e);
+	if (fd < 0)
+		return err_set(e, EX_NOINPUT, "no token file %s", path);
+	if ((rc = check_file(&st, path, e)) == 0 &&
+	    (rc = file_read_fd(fd, path, STORE_FILE_MAX, FILE_SECRET, text,
+	    len, e)) != 0)
+		rc = refused(path, rc, e);
+	close(fd);
+	return rc;
 }
 
 /* String member into *dst: 0 ok (absent or null: NULL), -1 wrong type.
@@ -209,11 +204,10 @@ out:
 }
 
 static int
-parse_rec(const char *path, const struct buf *b, struct token_rec *t,
+parse_rec(const char *path, const char *text, size_t len, struct token_rec *t,
     struct bm_err *e)
 {
-	if (b->data == NULL || strlen(b->data) != b->len ||
-	    store_file_decode(b->data, b->len, t) != 0)
+	if (strlen(text) != len || store_file_decode(text, len, t) != 0)
 		return err_set(e, EX_CONFIG, "token file %s is not a token "
 		    "record: remove it and log in again", path);
 	return 0;
@@ -222,17 +216,17 @@ parse_rec(const char *path, const struct buf *b, struct token_rec *t,
 int
 store_file_load(const char *path, struct token_rec *t, struct bm_err *e)
 {
-	struct buf b = BUF_INIT;
-	int fd = -1, ret;
+	char *text = NULL;
+	size_t len = 0;
+	int ret;
 
 	token_rec_clear(t);
-	if ((ret = open_checked(path, &fd, e)) != 0 ||
-	    (ret = read_fd(fd, path, &b, e)) != 0 ||
-	    (ret = parse_rec(path, &b, t, e)) != 0)
+	if ((ret = read_checked(path, &text, &len, e)) != 0 ||
+	    (ret = parse_rec(path, text, len, t, e)) != 0)
 		token_rec_clear(t);
-	if (fd >= 0)
-		close(fd);
-	buf_free(&b, 1);
+	if (text != NULL)
+		wipe(text, len);
+	free(text);
 	return ret;
 }
 
@@ -346,19 +340,38 @@ out:
 
 /* ----------------------------------------------------------------- lock */
 
+/* The lock file open for writing: never a FIFO (which would block) or a
+ * link; a regular file, created if need be. */
+static int
+lock_open(const char *lock, int *fd, struct bm_err *e)
+{
+	struct stat st;
+	int err;
+
+	*fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC | O_NOCTTY, 0600);
+	err = errno;
+	if (*fd >= 0 && fstat(*fd, &st) == 0 && S_ISREG(st.st_mode))
+		return 0;
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+	if (lstat(lock, &st) == 0 && !S_ISREG(st.st_mode))
+		return err_set(e, EX_CANTCREAT, "lock file %s is %s, not a "
+		    "regular file: remove it", lock, file_kind(st.st_mode));
+	return err_set(e, EX_CANTCREAT, "cannot create %s: %s", lock,
+	    strerror(err));
+}
+
 int
 store_file_lock_at(const char *lock, int *fd, struct bm_err *e)
 {
 	int ret;
 
 	*fd = -1;
-	if ((ret = mkdir_parent(lock, e)) != 0)
+	if ((ret = mkdir_parent(lock, e)) != 0 ||
+	    (ret = lock_open(lock, fd, e)) != 0)
 		return ret;
-	*fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
-	    0600);
-	if (*fd < 0)
-		return err_set(e, EX_CANTCREAT, "cannot create %s: %s", lock,
-		    strerror(errno));
 	while (flock(*fd, LOCK_EX) != 0) {
 		if (errno == EINTR)
 			continue;

@@ -1,6 +1,7 @@
 /*
  * util - allocation that never fails, a growable buffer, number parsing
- * without atoi/strtol pitfalls, secret wiping and the shared error record.
+ * without atoi/strtol pitfalls, secret wiping, the shared error record and
+ * reading whole files without being hung or misled by what stands there.
  */
 #include "config.h"
 
@@ -350,6 +351,74 @@ err_set(struct bm_err *e, int code, const char *fmt, ...)
 	return code;
 }
 
+/* ---------------------------------------------------------- files */
+
+const char *
+file_kind(mode_t m)
+{
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISFIFO(m))
+		return "a FIFO (named pipe)";
+	if (S_ISSOCK(m))
+		return "a socket";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISBLK(m))
+		return "a block device";
+	if (S_ISLNK(m))
+		return "a symbolic link";
+	return "of an unknown kind";
+}
+
+static int
+not_regular(const char *path, mode_t m, struct bm_err *e)
+{
+	return err_set(e, EX_NOINPUT, "%s is %s, not a regular file: put the "
+	    "file itself there or correct the path", path, file_kind(m));
+}
+
+static int
+symlink_refused(const char *path, struct bm_err *e)
+{
+	return err_set(e, EX_NOINPUT, "%s is a symbolic link, which is not "
+	    "followed for this file: name the file itself", path);
+}
+
+/* Refuse what is not a regular file before opening it: opening a device
+ * can act (a tape rewinds, a watchdog arms).  A file that cannot be
+ * stat'ed is left to open(2), which says why. */
+static int
+file_precheck(const char *path, int flags, struct bm_err *e)
+{
+	struct stat st;
+	int r = (flags & FILE_NOFOLLOW) ? lstat(path, &st) : stat(path, &st);
+
+	if (r != 0 || S_ISREG(st.st_mode))
+		return 0;
+	if (S_ISLNK(st.st_mode))
+		return symlink_refused(path, e);
+	return not_regular(path, st.st_mode, e);
+}
+
+static int
+open_failed(const char *path, int flags, int err, struct bm_err *e)
+{
+	if (err == ENOENT)
+		return err_set(e, EX_NOINPUT, "%s does not exist: create it or "
+		    "correct the path", path);
+	if ((err == ELOOP || err == EMLINK) && (flags & FILE_NOFOLLOW))
+		return symlink_refused(path, e);
+	if (err == EACCES || err == EPERM)
+		return err_set(e, EX_NOINPUT, "cannot open %s: %s: let uid %ld "
+		    "read it (and search its directories) or correct the path",
+		    path, strerror(err), (long)geteuid());
+	if (err == ENOTDIR)
+		return err_set(e, EX_NOINPUT, "cannot open %s: %s: correct the "
+		    "path", path, strerror(err));
+	return err_set(e, EX_IOERR, "cannot open %s: %s", path, strerror(err));
+}
+
 int
 err_prefix(struct bm_err *e, const char *fmt, ...)
 {
@@ -369,32 +438,91 @@ err_prefix(struct bm_err *e, const char *fmt, ...)
 }
 
 int
-read_small_file(const char *path, size_t max, char **out, struct bm_err *e)
+file_open(const char *path, int flags, int *fd, struct stat *st,
+    struct bm_err *e)
+{
+	int oflags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, rc;
+	struct stat sb;
+
+	*fd = -1;
+	if (st == NULL)
+		st = &sb;
+	if (flags & FILE_NOFOLLOW)
+		oflags |= O_NOFOLLOW;
+	if ((rc = file_precheck(path, flags, e)) != 0)
+		return rc;
+	while ((*fd = open(path, oflags)) < 0 && errno == EINTR)
+		;
+	if (*fd < 0)
+		return errno == ENOENT && (flags & FILE_MISSING_OK) ? 0 :
+		    open_failed(path, flags, errno, e);
+	/* the check that counts: on what was opened */
+	if (fstat(*fd, st) != 0)
+		rc = err_set(e, EX_IOERR, "cannot stat %s: %s", path,
+		    strerror(errno));
+	else if (S_ISREG(st->st_mode))
+		return 0;
+	else
+		rc = not_regular(path, st->st_mode, e);
+	close(*fd);
+	*fd = -1;
+	return rc;
+}
+
+int
+file_read_fd(int fd, const char *path, size_t max, int flags, char **text,
+    size_t *len, struct bm_err *e)
 {
 	struct buf b = BUF_INIT;
 	char chunk[4096];
 	ssize_t n;
-	int fd;
+	int rc = 0;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return err_set(e, EX_NOINPUT, "cannot open %s: %s", path,
-		    strerror(errno));
-	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+	*text = NULL;
+	while (rc == 0 && (n = read(fd, chunk, sizeof(chunk))) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 || b.len + (size_t)n > max) {
-			int saved = n < 0 ? errno : EFBIG;
-			close(fd);
-			buf_free(&b, 1);
-			return err_set(e, EX_IOERR, "cannot read %s: %s", path,
-			    strerror(saved));
-		}
-		buf_add(&b, chunk, (size_t)n);
+		if (n < 0)
+			rc = err_set(e, EX_IOERR, "cannot read %s: %s", path,
+			    strerror(errno));
+		else if ((size_t)n > max - b.len)
+			rc = err_set(e, EX_DATAERR, "%s is larger than %zu "
+			    "bytes: is it the right file?", path, max);
+		else
+			buf_add(&b, chunk, (size_t)n);
 	}
-	close(fd);
-	wipe(chunk, sizeof(chunk));
-	*out = buf_steal(&b);
+	if (flags & FILE_SECRET)
+		wipe(chunk, sizeof(chunk));
+	if (rc != 0) {
+		buf_free(&b, flags & FILE_SECRET);
+		return rc;
+	}
+	if (len != NULL)
+		*len = b.len;
+	*text = buf_steal(&b);
 	return 0;
+}
+
+int
+file_read(const char *path, size_t max, int flags, char **text, size_t *len,
+    struct bm_err *e)
+{
+	int fd, rc;
+
+	*text = NULL;
+	if (len != NULL)
+		*len = 0;
+	if ((rc = file_open(path, flags, &fd, NULL, e)) != 0 || fd < 0)
+		return rc;
+	rc = file_read_fd(fd, path, max, flags, text, len, e);
+	close(fd);
+	return rc;
+}
+
+int
+read_small_file(const char *path, size_t max, char **out, struct bm_err *e)
+{
+	return file_read(path, max, FILE_NOFOLLOW | FILE_SECRET, out, NULL, e);
 }
 
 void

@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <sysexits.h>
@@ -127,7 +128,48 @@ int err_set(struct bm_err *e, int code, const char *fmt, ...) BM_PRINTF(3, 4);
  * message may be an argument: it is copied first).  Returns e->code. */
 int err_prefix(struct bm_err *e, const char *fmt, ...) BM_PRINTF(2, 3);
 
-/* Read a whole small file (at most max bytes) into a NUL-terminated string. */
+/*
+ * --- reading whole files ---
+ * Every file bearmail reads is opened here: O_RDONLY | O_NONBLOCK |
+ * O_NOCTTY | O_CLOEXEC, so that a FIFO, a device or a terminal where a
+ * file belongs cannot hang or steer the caller, then checked on the open
+ * descriptor to be a regular file.  Messages name the file and the fix.
+ */
+#define FILE_NOFOLLOW	0x01	/* refuse a symbolic link (O_NOFOLLOW) */
+#define FILE_SECRET	0x02	/* wipe the copies made (free the text: wipe_free) */
+#define FILE_MISSING_OK	0x04	/* a missing file is no error (see below) */
+
+/*
+ * Open path with the flags above.  Returns 0 with *fd (and *st if
+ * non-NULL, from fstat); with FILE_MISSING_OK, 0 and *fd = -1 when the
+ * file does not exist.  Otherwise EX_NOINPUT: the file does not exist, is
+ * not readable by us, is a symbolic link (FILE_NOFOLLOW), or is a
+ * directory, FIFO, socket or device ("PATH is a FIFO, not a regular file:
+ * ..."); or EX_IOERR for any other failure to open it.
+ */
+int file_open(const char *path, int flags, int *fd, struct stat *st,
+    struct bm_err *e);
+/*
+ * Read fd (from file_open) to its end, at most max bytes, into *text
+ * (NUL-terminated, *len bytes if len is non-NULL; the bytes may hold a
+ * NUL).  Returns 0; EX_DATAERR when the file holds more than max bytes;
+ * EX_IOERR when a read fails.  path is for the messages.
+ */
+int file_read_fd(int fd, const char *path, size_t max, int flags,
+    char **text, size_t *len, struct bm_err *e);
+/* file_open, file_read_fd and close.  With FILE_MISSING_OK a missing
+ * file gives 0 and *text = NULL. */
+int file_read(const char *path, size_t max, int flags, char **text,
+    size_t *len, struct bm_err *e);
+
+/* What a non-regular file is, for messages: "a directory", "a FIFO
+ * (named pipe)", "a socket", "a character device", "a block device", "a
+ * symbolic link" (from lstat). */
+const char *file_kind(mode_t mode);
+
+/* file_read without following a link, wiping what it copied: for the
+ * files of others' modules (queue envelopes, client secrets).  Never a
+ * NULL *out on success. */
 int read_small_file(const char *path, size_t max, char **out, struct bm_err *e);
 
 /* mkdir -p dir, creating what is missing with mode 0700: 0, or

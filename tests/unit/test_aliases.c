@@ -1,12 +1,16 @@
 /*
  * test_aliases - aliases(5) parsing (good and broken files) and expansion
- * (recursion, lists, default:, loops, unsupported targets, missing names).
+ * (recursion, lists, default:, loops, unsupported targets, missing names),
+ * and what loading does with a FIFO, a directory or a device in the file's
+ * place.
  */
 #include "config.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "aliases.h"
@@ -200,6 +204,117 @@ test_load(void)
 	unlink(path);
 }
 
+/* What stands at the aliases path, and the message loading gives ('@' is
+ * the path).  Each is configuration: EX_CONFIG. */
+static const struct {
+	const char *name;
+	int kind;            /* 'f' FIFO, 'd' directory, 'n' NUL byte, 'l' link */
+	const char *msg;
+} place_cases[] = {
+	{ "a FIFO", 'f', "@ is a FIFO (named pipe), not a regular file: put "
+	  "the file itself there or correct the path" },
+	{ "a directory", 'd', "@ is a directory, not a regular file: put the "
+	  "file itself there or correct the path" },
+	{ "a NUL byte", 'n', "@ holds a NUL byte, so it is not an aliases "
+	  "file: correct the path or the file" },
+	{ "/dev/zero", 'z', "/dev/zero is a character device, not a regular "
+	  "file: put the file itself there or correct the path" },
+};
+
+static void
+on_alarm(int sig)
+{
+	static const char m[] = "Bail out! aliases_load hung\n";
+
+	(void)sig;
+	_exit(write(STDOUT_FILENO, m, sizeof(m) - 1) < 0 ? 2 : 1);
+}
+
+/* Make what case i puts at path; returns the path to load. */
+static const char *
+make_place(size_t i, const char *path)
+{
+	FILE *f;
+
+	switch (place_cases[i].kind) {
+	case 'f':
+		return mkfifo(path, 0600) == 0 ? path : NULL;
+	case 'd':
+		return mkdir(path, 0700) == 0 ? path : NULL;
+	case 'n':
+		if ((f = fopen(path, "wb")) == NULL ||
+		    fwrite("root: a@x\0b: c@x\n", 1, 17, f) != 17 ||
+		    fclose(f) != 0)
+			return NULL;
+		return path;
+	}
+	return "/dev/zero";
+}
+
+static void
+test_load_places(void)
+{
+	char dir[] = "/tmp/bm-aliases-XXXXXX";
+	size_t i;
+
+	ok(mkdtemp(dir) != NULL, "temp directory");
+	signal(SIGALRM, on_alarm);
+	for (i = 0; i < sizeof(place_cases) / sizeof(place_cases[0]); i++) {
+		struct aliases *a = NULL;
+		struct bm_err e = { 0 };
+		char *path = xasprintf("%s/a%zu", dir, i), *want, *p;
+		const char *at = make_place(i, path);
+		struct buf b = BUF_INIT;
+
+		if (at == NULL)
+			abort();
+		for (p = (char *)place_cases[i].msg; *p; p++)
+			if (*p == '@')
+				buf_adds(&b, at);
+			else
+				buf_addc(&b, *p);
+		want = buf_steal(&b);
+		alarm(20);
+		is_int(aliases_load(at, &a, &e), EX_CONFIG, "aliases file is "
+		    "%s: EX_CONFIG, at once", place_cases[i].name);
+		alarm(0);
+		is_str(e.msg, want, "aliases file is %s: the message",
+		    place_cases[i].name);
+		ok(a == NULL, "aliases file is %s: no table",
+		    place_cases[i].name);
+		if (place_cases[i].kind == 'd')
+			rmdir(path);
+		else
+			unlink(path);
+		free(want);
+		free(path);
+	}
+	rmdir(dir);
+}
+
+static void
+test_load_link(void)
+{
+	char path[] = "/tmp/bm-aliases-XXXXXX";
+	char *link;
+	struct aliases *a = NULL;
+	struct bm_err e = { 0 };
+	int fd = mkstemp(path);
+
+	ok(fd >= 0 && write(fd, "root: r@x.example\n", 18) == 18,
+	    "temp file written");
+	close(fd);
+	link = xasprintf("%s.link", path);
+	ok(symlink(path, link) == 0, "symlink made");
+	is_int(aliases_load(link, &a, &e), 0, "a symbolic link is followed "
+	    "(the administrator's choice)");
+	is_int((long long)aliases_count(a), 1, "through the link: the table");
+	aliases_free(a);
+	unlink(link);
+	unlink(path);
+	free(link);
+}
+
 int
 main(void)
 {
@@ -207,5 +322,7 @@ main(void)
 	test_default();
 	test_syntax();
 	test_load();
+	test_load_places();
+	test_load_link();
 	return done_testing();
 }

@@ -1,8 +1,9 @@
 /*
  * test_secrets - reading client secrets and keys: the mode and owner
- * checks with their ssh-like messages, O_NOFOLLOW, the size cap, the one
- * trailing newline, systemd credentials ($CREDENTIALS_DIRECTORY) and PEM
- * keys (plain loads, encrypted and garbage refused).
+ * checks with their ssh-like messages, O_NOFOLLOW, FIFOs and devices
+ * refused at once, the size cap, the one trailing newline, systemd
+ * credentials ($CREDENTIALS_DIRECTORY) and PEM keys (plain loads, encrypted
+ * and garbage refused).
  */
 #include "config.h"
 
@@ -21,7 +22,7 @@
 static char dir[] = "/tmp/bearmail-secrets-XXXXXX";
 static char creds[sizeof(dir) + 8];
 
-enum kind { PLAIN, SYMLINK, DIRECTORY, MISSING, CRED };
+enum kind { PLAIN, SYMLINK, DIRECTORY, FIFO, DEV_ZERO, MISSING, CRED };
 
 /* In want_msg, '@' stands for the file's path. */
 static const struct {
@@ -51,11 +52,20 @@ static const struct {
 	  "client_secret_file @: permissions 0602 are too open (others than "
 	  "its owner may read or change it): run `chmod 600 @`" },
 	{ "symlink refused", "s3cret\n", 0600, SYMLINK, EX_CONFIG, NULL,
-	  "client_secret_file @ is a symbolic link: name the file itself" },
+	  "client_secret_file @ is a symbolic link, which is not followed for "
+	  "this file: name the file itself" },
 	{ "directory refused", NULL, 0700, DIRECTORY, EX_CONFIG, NULL,
-	  "client_secret_file @ is not a regular file" },
+	  "client_secret_file @ is a directory, not a regular file: put the "
+	  "file itself there or correct the path" },
+	{ "FIFO refused at once", NULL, 0600, FIFO, EX_CONFIG, NULL,
+	  "client_secret_file @ is a FIFO (named pipe), not a regular file: "
+	  "put the file itself there or correct the path" },
+	{ "/dev/zero refused", NULL, 0, DEV_ZERO, EX_CONFIG, NULL,
+	  "client_secret_file /dev/zero is a character device, not a regular "
+	  "file: put the file itself there or correct the path" },
 	{ "missing file", NULL, 0, MISSING, EX_CONFIG, NULL,
-	  "client_secret_file @: cannot open: No such file or directory" },
+	  "client_secret_file @ does not exist: create it or correct the "
+	  "path" },
 	{ "credential 0440", "credsecret\n", 0440, CRED, 0, "credsecret",
 	  NULL },
 	{ "credential 0400", "credsecret", 0400, CRED, 0, "credsecret", NULL },
@@ -116,6 +126,14 @@ make_case(size_t i, char **path)
 	} else if (cases[i].kind == DIRECTORY) {
 		if (mkdir(*path, (mode_t)cases[i].mode) != 0)
 			abort();
+	} else if (cases[i].kind == FIFO) {
+		if (mkfifo(*path, (mode_t)cases[i].mode) != 0)
+			abort();
+	} else if (cases[i].kind == DEV_ZERO) {
+		free(*path);
+		free(spec);
+		*path = xstrdup("/dev/zero");
+		spec = xstrdup(*path);
 	}
 	return spec;
 }
@@ -133,7 +151,9 @@ test_cases(void)
 
 		a.name = (char *)"app";
 		a.client_secret_file = make_case(i, &path);
+		alarm(20);	/* a FIFO must not hang the test */
 		rc = secrets_client_secret(&a, &secret, &e);
+		alarm(0);
 		is_int(rc, cases[i].rc, "%s: exit code", cases[i].name);
 		if (cases[i].rc == 0) {
 			is_str(secret, cases[i].value, "%s: the value",

@@ -1,6 +1,7 @@
 /*
  * Unit tests for store_file, store, store_keyring and tokens: path rules,
- * save/load round trip, the ssh-like refusals (mode, owner, symlink), the
+ * save/load round trip, the ssh-like refusals (mode, owner, symlink), a
+ * FIFO, directory or device where a token, lock or state file belongs, the
  * JSON codec, which store `token_store` picks and where its lock is,
  * delete and tokens_forget, import of a token endpoint answer and of a
  * bare refresh token, the policy decisions that need no network (fresh
@@ -11,6 +12,7 @@
 #include "config.h"
 
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,28 +190,186 @@ test_refusals(void)
 }
 
 static void
-test_symlink(void)
+on_alarm(int sig)
 {
-	char *target = xasprintf("%s/target.json", dir);
-	char *link = xasprintf("%s/link.json", dir);
-	char *want = xasprintf("token file %s is a symbolic link: refusing it",
-	    link);
+	static const char m[] = "Bail out! a token, lock or state file hung\n";
+
+	(void)sig;
+	_exit(write(STDOUT_FILENO, m, sizeof(m) - 1) < 0 ? 2 : 1);
+}
+
+/* What can stand at a path instead of the file bearmail wrote there:
+ * 'l' a symbolic link to another (valid, 0600) token file, 'f' a FIFO,
+ * 'd' a directory, 'z' a link to /dev/zero. */
+static void
+make_place(int kind, const char *path)
+{
+	char *other = xasprintf("%s.other", path);
+	int bad = 0;
+
+	switch (kind) {
+	case 'l':
+		write_file(other, "{\"access_token\":\"OTHER\"}", 0600);
+		bad = symlink(other, path);
+		break;
+	case 'f':
+		bad = mkfifo(path, 0600);
+		break;
+	case 'd':
+		bad = mkdir(path, 0700);
+		break;
+	case 'z':
+		bad = symlink("/dev/zero", path);
+		break;
+	}
+	if (bad)
+		abort();
+	free(other);
+}
+
+static void
+test_token_places(void)
+{
+	static const struct {
+		const char *name;
+		int kind;
+		const char *msg;	/* %s: the path */
+	} cases[] = {
+		{ "a symlink to another token file", 'l', "token file %s is a "
+		  "symbolic link: refusing it" },
+		{ "a FIFO", 'f', "token file %s is a FIFO (named pipe), not a "
+		  "regular file: remove it and log in again" },
+		{ "a directory", 'd', "token file %s is a directory, not a "
+		  "regular file: remove it and log in again" },
+		{ "a link to /dev/zero", 'z', "token file %s is a symbolic "
+		  "link: refusing it" },
+	};
+	size_t i;
+
+	signal(SIGALRM, on_alarm);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *path = xasprintf("%s/place%zu.json", dir, i);
+		char *want = xasprintf(cases[i].msg, path);
+		struct token_rec t = { 0 };
+		struct bm_err e = { 0 };
+
+		make_place(cases[i].kind, path);
+		alarm(20);
+		is_int(store_file_load(path, &t, &e), EX_CONFIG, "token file "
+		    "is %s: refused at once, for a person to fix (78)",
+		    cases[i].name);
+		alarm(0);
+		is_str(e.msg, want, "token file is %s: the message",
+		    cases[i].name);
+		ok(t.access_token == NULL, "token file is %s: nothing loaded",
+		    cases[i].name);
+		free(want);
+		free(path);
+	}
+}
+
+static void
+test_too_large(void)
+{
+	char *path = xasprintf("%s/large.json", dir);
+	char *want = xasprintf("token file %s is larger than %d bytes: remove "
+	    "it and log in again", path, STORE_FILE_MAX);
+	char *big = xmalloc(STORE_FILE_MAX + 2);
 	struct token_rec t = { 0 };
 	struct bm_err e = { 0 };
 
-	write_file(target, "{\"access_token\":\"A\"}", 0600);
-	ok(symlink(target, link) == 0, "symlink created");
-	is_int(store_file_load(link, &t, &e), EX_CONFIG, "symlink refused");
-	is_str(e.msg, want, "symlink message");
+	memset(big, ' ', STORE_FILE_MAX + 1);
+	big[0] = '{';
+	big[STORE_FILE_MAX + 1] = '\0';
+	write_file(path, big, 0600);
+	is_int(store_file_load(path, &t, &e), EX_CONFIG, "token file too "
+	    "large: 78");
+	is_str(e.msg, want, "token file too large: the message");
+	free(big);
 	free(want);
-	want = xasprintf("no token file %s/none.json", dir);
-	free(link);
-	link = xasprintf("%s/none.json", dir);
-	is_int(store_file_load(link, &t, &e), EX_NOINPUT, "missing file: 66");
+	free(path);
+}
+
+static void
+test_missing(void)
+{
+	char *path = xasprintf("%s/none.json", dir);
+	char *want = xasprintf("no token file %s", path);
+	struct token_rec t = { 0 };
+	struct bm_err e = { 0 };
+
+	is_int(store_file_load(path, &t, &e), EX_NOINPUT, "missing file: 66");
 	is_str(e.msg, want, "missing file message");
 	free(want);
-	free(link);
-	free(target);
+	free(path);
+}
+
+static void
+test_lock_places(void)
+{
+	static const struct {
+		const char *name;
+		int kind;
+		const char *msg;	/* %s: the path */
+	} cases[] = {
+		{ "a FIFO", 'f', "lock file %s is a FIFO (named pipe), not a "
+		  "regular file: remove it" },
+		{ "a directory", 'd', "lock file %s is a directory, not a "
+		  "regular file: remove it" },
+		{ "a symlink", 'l', "lock file %s is a symbolic link, not a "
+		  "regular file: remove it" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *path = xasprintf("%s/lock%zu.lock", dir, i);
+		char *want = xasprintf(cases[i].msg, path);
+		struct bm_err e = { 0 };
+		int fd = 7;
+
+		make_place(cases[i].kind, path);
+		alarm(20);
+		is_int(store_file_lock_at(path, &fd, &e), EX_CANTCREAT, "lock "
+		    "file is %s: refused at once", cases[i].name);
+		alarm(0);
+		is_str(e.msg, want, "lock file is %s: the message",
+		    cases[i].name);
+		ok(fd == -1, "lock file is %s: no descriptor", cases[i].name);
+		free(want);
+		free(path);
+	}
+}
+
+/* A state file that is a FIFO or a directory: read as empty at once, and
+ * noting an event neither hangs nor fails. */
+static void
+test_state_places(void)
+{
+	static const int kinds[] = { 'f', 'd' };
+	char *sdir = state_dir();
+	size_t i;
+
+	ok(mkdir_private(sdir, NULL) == 0, "state directory");
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		char *name = xasprintf("place%zu", i);
+		char *path = xasprintf("%s/%s.json", sdir, name);
+		struct acct_state st;
+
+		make_place(kinds[i], path);
+		alarm(20);
+		state_load(name, &st);
+		ok(st.last_refresh == 0 && st.last_error == NULL, "state file "
+		    "is %s: read as empty, at once", kinds[i] == 'f' ?
+		    "a FIFO" : "a directory");
+		state_note_refresh(name);
+		alarm(0);
+		ok(1, "state file is %s: noting a refresh returns",
+		    kinds[i] == 'f' ? "a FIFO" : "a directory");
+		state_free(&st);
+		free(path);
+		free(name);
+	}
+	free(sdir);
 }
 
 static void
@@ -680,7 +840,11 @@ main(void)
 	test_state_notes();
 	test_keyring_timeout();
 	test_refusals();
-	test_symlink();
+	test_token_places();
+	test_too_large();
+	test_missing();
+	test_lock_places();
+	test_state_places();
 	test_import();
 	test_policy();
 	test_freshness();
