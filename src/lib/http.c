@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 
 #include "http.h"
+#include "net.h"
 #include "verdict.h"
 
 struct sink {
@@ -74,7 +75,7 @@ http_shown_url(const char *url)
 }
 
 static int
-http_setup(CURL *c, const char *url, const char *ca_file, int timeout,
+http_setup(CURL *c, const char *url, struct curl_blob *ca, int timeout,
     struct curl_slist *hdrs, struct sink *s, char *errbuf)
 {
 	long t = timeout > 0 ? timeout : HTTP_DEFAULT_TIMEOUT;
@@ -90,8 +91,9 @@ http_setup(CURL *c, const char *url, const char *ca_file, int timeout,
 	bad |= curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
-	if (ca_file != NULL)
-		bad |= curl_easy_setopt(c, CURLOPT_CAINFO, ca_file) != CURLE_OK;
+	/* the ca_file's bytes, read safely (net_read_ca), not its path */
+	if (ca->data != NULL)
+		bad |= curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, ca) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, t) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_TIMEOUT, t) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
@@ -133,6 +135,7 @@ http_request(const char *url, const struct buf *form, const char *ca_file,
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdrs = NULL, *h;
+	struct curl_blob ca = { NULL, 0, CURL_BLOB_COPY };
 	struct sink s = { body, 0 };
 	CURL *c = NULL;
 	CURLcode rc;
@@ -147,6 +150,9 @@ http_request(const char *url, const struct buf *form, const char *ca_file,
 		free(shown);
 		return EX_CONFIG;
 	}
+	if (ca_file != NULL && (ret = net_read_ca(ca_file, (char **)&ca.data,
+	    &ca.len, e)) != 0)
+		goto out;
 	if (http_init() != 0 || (c = curl_easy_init()) == NULL) {
 		ret = err_set(e, EX_SOFTWARE, "cannot initialise libcurl");
 		goto out;
@@ -158,7 +164,7 @@ http_request(const char *url, const struct buf *form, const char *ca_file,
 		ret = err_set(e, EX_OSERR, "out of memory");
 		goto out;
 	}
-	if (http_setup(c, url, ca_file, timeout, hdrs, &s, errbuf) != 0 ||
+	if (http_setup(c, url, &ca, timeout, hdrs, &s, errbuf) != 0 ||
 	    (form != NULL && (curl_easy_setopt(c, CURLOPT_POSTFIELDS,
 	    form->data ? form->data : "") ||
 	    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)form->len)))) {
@@ -175,6 +181,7 @@ out:
 	curl_slist_free_all(hdrs);
 	if (c != NULL)
 		curl_easy_cleanup(c);
+	free(ca.data);
 	return ret;
 }
 

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -221,6 +222,48 @@ ssl_reason(const char *fallback)
 	return r ? r : fallback;
 }
 
+int
+net_read_ca(const char *path, char **pem, size_t *len, struct bm_err *e)
+{
+	if (file_read(path, NET_CA_MAX, 0, pem, len, e) == 0)
+		return 0;
+	err_prefix(e, "ca_file");
+	e->code = EX_CONFIG;
+	return EX_CONFIG;
+}
+
+/* Trust the certificates of the ca_file, read as net_read_ca does. */
+static int
+load_ca(SSL_CTX *ctx, const char *path, struct bm_err *e)
+{
+	STACK_OF(X509_INFO) *infos = NULL;
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	char *pem = NULL;
+	size_t len = 0;
+	BIO *bio = NULL;
+	int i, n = 0, rc;
+
+	if ((rc = net_read_ca(path, &pem, &len, e)) != 0)
+		return rc;
+	if ((bio = BIO_new_mem_buf(pem, (int)len)) != NULL)
+		infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);
+	for (i = 0; infos != NULL && i < sk_X509_INFO_num(infos); i++) {
+		X509_INFO *x = sk_X509_INFO_value(infos, i);
+
+		if (x->x509 != NULL && X509_STORE_add_cert(store, x->x509))
+			n++;
+	}
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	BIO_free(bio);
+	free(pem);
+	ERR_clear_error();
+	if (n == 0)
+		return err_set(e, EX_CONFIG, "cannot load CA file %s: no PEM "
+		    "certificate in it: name a file of PEM certificates in "
+		    "ca_file", path);
+	return 0;
+}
+
 static int
 tls_ctx(struct net *n, const char *ca_file, struct bm_err *e)
 {
@@ -232,10 +275,8 @@ tls_ctx(struct net *n, const char *ca_file, struct bm_err *e)
 	SSL_CTX_set_verify(n->ctx, SSL_VERIFY_PEER, NULL);
 	SSL_CTX_set_mode(n->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (ca_file != NULL) {
-		if (!SSL_CTX_load_verify_locations(n->ctx, ca_file, NULL))
-			return err_set(e, EX_CONFIG,
-			    "cannot load CA file %s: %s", ca_file,
-			    ssl_reason("unreadable"));
+		if (load_ca(n->ctx, ca_file, e) != 0)
+			return EX_CONFIG;
 	} else if (!SSL_CTX_set_default_verify_paths(n->ctx)) {
 		return err_set(e, EX_TEMPFAIL,
 		    "%s: cannot load the system certificate store: %s",

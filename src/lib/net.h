@@ -19,6 +19,17 @@
 
 struct net;
 
+/* The largest ca_file accepted (a bundle of every public CA is ~220 KB). */
+#define NET_CA_MAX (8 * 1024 * 1024)
+
+/*
+ * Read the ca_file (PEM certificates) through util's file_read: a FIFO, a
+ * directory or a device there is refused at once instead of hanging the
+ * TLS library that would open it.  0 and *pem (*len bytes), or EX_CONFIG
+ * naming the file and the fix.
+ */
+int net_read_ca(const char *path, char **pem, size_t *len, struct bm_err *e);
+
 /*
  * Connect to host:port, trying each address in turn, each within
  * timeout_s seconds (<= 0: no limit).  On success *out is the connection.

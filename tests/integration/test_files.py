@@ -402,8 +402,35 @@ def test_delegated_secret(t, sb):
     stale_token(sb)
 
 
+def test_ca_file(t, sb):
+    """ca_file is read by bearmail, not by the TLS library that would
+    block on a FIFO: for the SMTP server (a valid token cached) and for the
+    identity platform (a refresh due)."""
+    real = os.path.join(sb.dir, "ca.real")
+    with open(sb.ca, "rb") as f:
+        write_private(real, f.read())
+    subjects = []
+    for path, refresh in (("SMTP", False), ("identity platform", True)):
+        for kind in ("fifo", "dir"):
+            name = "ca_file (%s) is %s" % (path, WHAT[kind])
+            if refresh:
+                stale_token(sb)
+            else:
+                send(t, sb, name + ", warm-up")
+            with replaced(sb.ca, kind, real):
+                res = send(t, sb, name)
+                subjects.append(check_queued(
+                    t, sb, name, res, sb.ca, " is " +
+                    re.escape(WHAT[kind]) + ", not a regular file"))
+                t.ok(res is not None and res[1] and
+                     res[1][0].startswith("sendmail: ca_file: "),
+                     "%s: the line names the key" % name)
+    flush_and_check(t, sb, "ca_file", [s for s in subjects if s])
+
+
 def tests(t):
     with Sandbox() as sb:
+        test_ca_file(t, sb)
         test_token_file(t, sb)
         test_lock_file(t, sb)
         test_log_file(t, sb)
