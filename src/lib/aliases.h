@@ -16,7 +16,8 @@ struct aliases;
  * start with whitespace, lines whose first non-blank is '#' are comments,
  * keys are case-insensitive (the first of duplicates wins).  A missing
  * file gives an empty table.  Returns 0, or EX_CONFIG with e->msg
- * "FILE:LINE: ..." on a syntax error (or "cannot read FILE: ...").
+ * "FILE:LINE: ..." on a syntax error, or file_read's message (a FIFO,
+ * directory, device, unreadable or oversized file), or a NUL byte.
  */
 int aliases_load(const char *path, struct aliases **out, struct bm_err *e);
 

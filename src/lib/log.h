@@ -9,7 +9,9 @@
 
 #include "conf.h"
 
-/* Choose the target from the account (NULL: syslog). Idempotent. */
+/* Choose the target from the account (NULL: syslog). Idempotent.  A log
+ * file once refused (not a regular file, a link, ...) stays replaced by
+ * syslog for the rest of the process. */
 void log_setup(const struct account *a);
 
 struct log_entry {
