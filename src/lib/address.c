@@ -586,6 +586,9 @@ addr_valid_mailbox(const char *s, int allow_bare)
 
 	if (s == NULL || *s == '\0' || strlen(s) > MAILBOX_MAX)
 		return 0;
+	/* RFC 6531: an address beyond ASCII is UTF-8, or it is no address */
+	if (!utf8_valid(s, strlen(s)))
+		return 0;
 	if ((l = local_len(s)) == 0 || l > LOCAL_MAX)
 		return 0;
 	if (s[0] == '"' ? !valid_quoted(s, l) : !valid_dot_string(s, l))

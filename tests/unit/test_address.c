@@ -208,6 +208,10 @@ static const struct valid_case valid_cases[] = {
 	{ "a@localhost", 0, 1 },
 	{ "a@xn--bcher-kva.example", 0, 1 },
 	{ "\xc3\xa9@\xc3\xa9.example", 0, 1 },
+	{ "\xe9@x.example", 0, 0 },             /* Latin-1, not UTF-8 */
+	{ "a@\xc3.example", 0, 0 },             /* a cut UTF-8 sequence */
+	{ "\xc0\xae@x.example", 0, 0 },         /* an overlong '.' */
+	{ "\xed\xa0\x80@x.example", 0, 0 },     /* a surrogate */
 	{ "root", 1, 1 },
 	{ "root", 0, 0 },
 	{ "\"ro ot\"", 1, 1 },
