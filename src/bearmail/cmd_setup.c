@@ -407,17 +407,15 @@ static char *
 target_path(const struct config *c)
 {
 	const char *env = getenv("BEARMAIL_CONFIG");
-	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+	const char *xdg = getenv("XDG_CONFIG_HOME");
 
 	if (c->path != NULL)
 		return xstrdup(c->path);
 	if (env != NULL && env[0] != '\0')
 		return xstrdup(env);
-	if (xdg != NULL && xdg[0] == '/')
-		return xasprintf("%s/bearmail/config", xdg);
-	if (home != NULL && home[0] == '/')
-		return xasprintf("%s/.config/bearmail/config", home);
-	return NULL;
+	if ((xdg == NULL || xdg[0] != '/') && util_home() == NULL)
+		return NULL;
+	return util_xdg_path("XDG_CONFIG_HOME", ".config", "config");
 }
 
 static int

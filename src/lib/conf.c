@@ -17,7 +17,6 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <pwd.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -387,21 +386,6 @@ all_of(const char *s, const char *extra)
 	return 1;
 }
 
-/* The home directory: $HOME when absolute, else the password database. */
-static const char *
-home_dir(void)
-{
-	const char *home = getenv("HOME");
-	struct passwd *pw;
-
-	if (home != NULL && home[0] == '/')
-		return home;
-	pw = getpwuid(geteuid());
-	if (pw != NULL && pw->pw_dir != NULL && pw->pw_dir[0] == '/')
-		return pw->pw_dir;
-	return NULL;
-}
-
 /* An absolute path, with a leading ~/ expanded; NULL when it is neither. */
 static char *
 expand_path(const char *v)
@@ -410,7 +394,7 @@ expand_path(const char *v)
 
 	if (v[0] == '/')
 		return xstrdup(v);
-	if (strncmp(v, "~/", 2) == 0 && (home = home_dir()) != NULL)
+	if (strncmp(v, "~/", 2) == 0 && (home = util_home()) != NULL)
 		return xasprintf("%s%s", home, v + 1);
 	return NULL;
 }
@@ -1260,7 +1244,7 @@ user_candidate(int i)
 	if (i == 0)
 		return xdg != NULL && xdg[0] == '/' ?
 		    xasprintf("%s/bearmail/config", xdg) : NULL;
-	if (i == 1 && (home = home_dir()) != NULL)
+	if (i == 1 && (home = util_home()) != NULL)
 		return xasprintf("%s/.config/bearmail/config", home);
 	return NULL;
 }

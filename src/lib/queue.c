@@ -76,14 +76,9 @@ static const char *const rcpt_states[] = { "pending", "sent", "failed" };
 char *
 queue_dir_for(const struct account *a)
 {
-	const char *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-
 	if (a && a->queue_dir)
 		return xstrdup(a->queue_dir);
-	if (x && *x == '/')
-		return xasprintf("%s/bearmail/queue", x);
-	return xasprintf("%s/.local/state/bearmail/queue",
-	    home && *home == '/' ? home : "/tmp");
+	return util_xdg_path("XDG_STATE_HOME", ".local/state", "queue");
 }
 
 const char *

@@ -20,12 +20,7 @@
 char *
 state_dir(void)
 {
-	const char *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-
-	if (x && *x == '/')
-		return xasprintf("%s/bearmail/status", x);
-	return xasprintf("%s/.local/state/bearmail/status",
-	    home && *home == '/' ? home : "/tmp");
+	return util_xdg_path("XDG_STATE_HOME", ".local/state", "status");
 }
 
 static char *

@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,18 +21,6 @@
 #include "store_file.h"
 
 /* ----------------------------------------------------------------- path */
-
-static const char *
-home_dir(void)
-{
-	const char *h = getenv("HOME");
-	struct passwd *pw;
-
-	if (h != NULL && h[0] == '/')
-		return h;
-	pw = getpwuid(getuid());
-	return pw != NULL && pw->pw_dir != NULL ? pw->pw_dir : "/";
-}
 
 /* The account name as a file name: no '/', no leading dot. */
 static char *
@@ -51,20 +38,18 @@ safe_name(const char *name)
 char *
 store_file_path(const struct account *a)
 {
-	const char *ts = a->token_store, *state = getenv("XDG_STATE_HOME");
-	char *name, *path;
+	const char *ts = a->token_store, *home = util_home();
+	char *name, *leaf, *path;
 
 	if (ts != NULL && strncmp(ts, "file:", 5) == 0 && ts[5] != '\0') {
 		if (strncmp(ts + 5, "~/", 2) == 0)
-			return xasprintf("%s/%s", home_dir(), ts + 7);
+			return xasprintf("%s/%s", home ? home : "", ts + 7);
 		return xstrdup(ts + 5);
 	}
 	name = safe_name(a->name);
-	if (state != NULL && state[0] == '/')
-		path = xasprintf("%s/bearmail/tokens/%s.json", state, name);
-	else
-		path = xasprintf("%s/.local/state/bearmail/tokens/%s.json",
-		    home_dir(), name);
+	leaf = xasprintf("tokens/%s.json", name);
+	path = util_xdg_path("XDG_STATE_HOME", ".local/state", leaf);
+	free(leaf);
 	free(name);
 	return path;
 }

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -719,4 +720,31 @@ utf8_char(const char *s, size_t n)
 		utf8_feed(&u, s + i++, 1);
 	while (!u.bad && u.need > 0 && i < n);
 	return u.bad || u.need > 0 ? 0 : i;
+}
+
+/* ------------------------------------------------------ directories */
+
+const char *
+util_home(void)
+{
+	const char *home = getenv("HOME");
+	struct passwd *pw;
+
+	if (home != NULL && home[0] == '/')
+		return home;
+	pw = getpwuid(geteuid());
+	if (pw != NULL && pw->pw_dir != NULL && pw->pw_dir[0] == '/')
+		return pw->pw_dir;
+	return NULL;
+}
+
+char *
+util_xdg_path(const char *var, const char *fallback, const char *leaf)
+{
+	const char *x = getenv(var), *home = util_home();
+
+	if (x != NULL && x[0] == '/')
+		return xasprintf("%s/bearmail/%s", x, leaf);
+	return xasprintf("%s/%s/bearmail/%s", home ? home : "", fallback,
+	    leaf);
 }

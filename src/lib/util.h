@@ -185,6 +185,15 @@ int write_all(int fd, const void *p, size_t n);
  * umask 077. */
 void util_harden(void);
 
+/* The home directory: $HOME when absolute, else the password database's
+ * for the effective user; NULL when neither says. */
+const char *util_home(void);
+/* A file or directory of ours under an XDG base directory: $var/bearmail/
+ * leaf when var (XDG_STATE_HOME, XDG_CONFIG_HOME) is absolute, else
+ * HOME/fallback/bearmail/leaf (fallback: .local/state, .config); "/" for
+ * a home nobody knows.  xmalloc'd. */
+char *util_xdg_path(const char *var, const char *fallback, const char *leaf);
+
 /* Milliseconds of the monotonic clock (for timeouts) and of the wall
  * clock (for times shared between processes). */
 long long util_monotonic_ms(void);
