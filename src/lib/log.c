@@ -40,13 +40,7 @@ log_setup(const struct account *a)
 char *
 log_sanitize(const char *s)
 {
-	char *out = xstrdup(s ? s : "");
-	char *p;
-
-	for (p = out; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	return out;
+	return str_printable(xstrdup(s ? s : ""), '?');
 }
 
 /* Why path cannot be the log (err: open's or write's errno). */
