@@ -547,8 +547,8 @@ verdict_of_reply(enum verdict_stage st, int code, const char *enh,
 	/* 4xx; and a 1xx or 3xx where a verdict was due (out of step) */
 	v->temporary = code < 500;
 	apply_row(v, t);
-	/* a 421 or 432 in mid-session throttles too */
-	v->throttled |= code == 421 || code == 432;
+	/* a 432 is Exchange's connection limit, whatever its text says */
+	v->throttled |= code == 432;
 	v->fresh_token = st == STAGE_AUTH && code == 535 && enh != NULL &&
 	    strcmp(enh, "5.7.3") == 0;
 	if (is_session(st))
@@ -617,7 +617,8 @@ add_fix(struct bm_err *e, const struct trouble *t, const char *account)
 {
 	char *fix, *msg;
 
-	if (t == NULL || !(t->flags & TR_SHOW))
+	if (t == NULL || !(t->flags & TR_SHOW) ||
+	    (account == NULL && strstr(t->fix, "{account}") != NULL))
 		return;
 	fix = verdict_fix(t, NULL, account);
 	msg = xasprintf("%s: %s", e->msg, fix);

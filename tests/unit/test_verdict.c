@@ -60,7 +60,7 @@ static const struct {
 	{ STAGE_RCPT, 452, "4.5.3", "Too many recipients", EX_TEMPFAIL, T,
 	  NULL },
 	{ STAGE_MAIL, 421, "4.3.2", "Service not available", EX_TEMPFAIL,
-	  T | H, NULL },
+	  T, NULL },
 	{ STAGE_MAIL, 550, "5.7.60", "Client does not have permissions to "
 	  "send as this sender", EX_NOPERM, 0, "550 5.7.60" },
 	{ STAGE_DOT, 554, "5.2.252", "SendAsDenied; alice not allowed to "
