@@ -1,5 +1,6 @@
 /*
- * queue - the durable mail queue (DESIGN.md "Delivery and the queue").
+ * queue - the durable mail queue: a message is delivered or in here,
+ * written so that a crash or a power cut cannot lose it (docs/queue.md).
  *
  * Layout under queue_dir (default $XDG_STATE_HOME/bearmail/queue), all 0700:
  *   tmp/       files being written (never read by anyone else)
