@@ -66,6 +66,20 @@ if MUTATE - set(MUTATIONS):
         ", ".join(sorted(MUTATE - set(MUTATIONS))), ", ".join(MUTATIONS)))
 
 
+def gecos_name():
+    """The display name bearmail gives this user's mail (the passwd GECOS
+    field up to the first comma, "&" the capitalised login), or None."""
+    import pwd
+    try:
+        pw = pwd.getpwuid(os.getuid())
+    except KeyError:
+        return None
+    field = pw.pw_gecos.split(",", 1)[0]
+    if not field:
+        return None
+    return field.replace("&", pw.pw_name[:1].upper() + pw.pw_name[1:])
+
+
 def no_message():
     """What expect_arrival() returns for a message that did not arrive:
     the keys of a received one, with values that fail the usual checks."""
@@ -483,6 +497,10 @@ class Sandbox:
             text += "(bearmail queue list: exit %d: %s)" % (
                 rc, err.decode("utf-8", "replace").strip())
         return text
+
+    def queue_ids(self):
+        """The IDs in `bearmail queue list`, in its order."""
+        return re.findall(r"(?m)^([0-9A-Za-z]{8,})[ *!]", self.queue_listing())
 
     def arrival_report(self, err=None):
         """Why a message may not have arrived: the sender's stderr, the
