@@ -16,7 +16,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "servers"))
-from harness import PY, Sandbox, run_tests  # noqa: E402
+from harness import PY, Sandbox, run_tests, USER  # noqa: E402
 import keyring  # noqa: E402
 
 MSG = b"Subject: keyring\n\nhello\n"
@@ -107,13 +107,17 @@ def keyring_tests(t, sb, bus):
           "keyring: the printed token is the stored one")
 
     rec0 = rec
-    rc, _, err = sb.run_sendmail(["bob@example.com"], MSG, env=env)
-    t.is_(rc, 0, "keyring: a delivery with a refresh")
+    n = len(sb.messages())
+    m = sb.send_and_expect(t, "keyring: a delivery with a refresh",
+                           ["bob@example.com"], MSG, rcpts=["bob@example.com"],
+                           env=env)
+    t.ok(n == 0 and m["bytes"].endswith(b"\r\n\r\nhello\r\n") and
+         sb.session_of(m)["auth_user"] == USER,
+         "keyring: the message arrived, sent as the account")
     items = lookup("work") or []
     rec = items[0][1] if items else {}
     t.ok(rec.get("refresh_token") not in (None, rec0.get("refresh_token")),
          "keyring: the delivery stored the rotated refresh token")
-    t.ok(len(sb.wait_messages(1)) == 1, "keyring: the message arrived")
     sb.idp_lifetime(3600)
     t.ok(os.path.exists(os.path.join(sb.dir, "run", "bearmail",
                                      "work.lock")),

@@ -10,6 +10,14 @@ servers received.  The servers are killed and the directory removed when the
 sandbox closes, also when a test raises (set BEARMAIL_KEEP=1 to keep the
 directory).  The servers also exit by themselves when this process dies
 (they watch their stdin).
+
+Checking a delivery: exit 0 means delivered *or queued*, so a test that
+means "delivered" asks the server: Sandbox.send_and_expect() and
+expect_arrival() fail the test loudly (sendmail's stderr, the queue, the
+server's and bearmail's logs) when nothing arrived, and hand back a
+stand-in record whose checks then fail too, so no assertion is skipped.
+BEARMAIL_TEST_MUTATE=queue,drop breaks every delivery on purpose (the
+mutation check that those tests fail).
 """
 
 import atexit
@@ -43,6 +51,53 @@ USER = "alice@contoso.example"
 TENANT = "contoso.example"
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 SCOPE = "https://outlook.office.com/SMTP.Send offline_access"
+
+# Mutation checks: $BEARMAIL_TEST_MUTATE (comma-separated) breaks delivery
+# in every sandbox, so that a run shows which tests notice.  "queue": the
+# account gets `delivery queue` (sendmail queues and exits 0; bearmail
+# send-test still delivers, it always sends now); "drop": the server
+# closes after the data without a reply (every delivery is deferred).
+MUTATIONS = ("queue", "drop")
+MUTATE = frozenset(w for w in re.split(r"[,\s]+",
+                                       os.environ.get("BEARMAIL_TEST_MUTATE",
+                                                      "")) if w)
+if MUTATE - set(MUTATIONS):
+    raise SystemExit("BEARMAIL_TEST_MUTATE: unknown %s (known: %s)" % (
+        ", ".join(sorted(MUTATE - set(MUTATIONS))), ", ".join(MUTATIONS)))
+
+
+def gecos_name():
+    """The display name bearmail gives this user's mail (the passwd GECOS
+    field up to the first comma, "&" the capitalised login), or None."""
+    import pwd
+    try:
+        pw = pwd.getpwuid(os.getuid())
+    except KeyError:
+        return None
+    field = pw.pw_gecos.split(",", 1)[0]
+    if not field:
+        return None
+    return field.replace("&", pw.pw_name[:1].upper() + pw.pw_name[1:])
+
+
+def no_message():
+    """What expect_arrival() returns for a message that did not arrive:
+    the keys of a received one, with values that fail the usual checks."""
+    return {"arrived": False, "mail_from": None, "mail_options": [],
+            "rcpt_tos": [], "rcpt_options": [], "rejected": [], "via": None,
+            "size": 0, "max_line": 0, "data_file": None, "reply": None,
+            "accepted": False, "bytes": b"", "session": None}
+
+
+def no_session():
+    """session_of() for a message that did not arrive: a violation and an
+    auth failure, so "none of those" checks fail as well."""
+    return {"id": None, "started": None, "ended": None, "peer": None,
+            "tls": False, "implicit_tls": False, "ehlo": [], "quit": False,
+            "closed": True, "auth_user": None, "auth_mech": None,
+            "auth_failures": ["no session: the message did not arrive"],
+            "commands": [], "messages": [],
+            "violations": ["no session: the message did not arrive"]}
 
 
 class TAP:
@@ -124,6 +179,7 @@ class Sandbox:
     def __init__(self, config_extra=None, config_text="", seed=True,
                  script=None, smtps=False, lifetime=3600):
         self.procs = []
+        self.last_run = None
         self.dir = os.path.realpath(tempfile.mkdtemp(prefix="bearmail-test-"))
         atexit.register(self.stop)
         try:
@@ -192,7 +248,10 @@ class Sandbox:
         """(Re)write the config file (mode 0600)."""
         keys = dict(self.account_keys())
         order = [k for k, _ in self.account_keys()]
-        for k, v in (extra or {}).items():
+        extra = dict(extra or {})
+        if "queue" in MUTATE:
+            extra["delivery"] = "queue"
+        for k, v in extra.items():
             if k not in keys:
                 order.append(k)
             keys[k] = v
@@ -305,6 +364,8 @@ class Sandbox:
     # -------------------------------------------------------- SMTP server
     def set_script(self, script):
         """Replace the smtpd script (read at each new connection)."""
+        if "drop" in MUTATE:
+            script = dict(script, drop_after_data=True)
         tmp = self.script_path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(script, f)
@@ -355,6 +416,124 @@ class Sandbox:
 
     def violations(self):
         return [v for s in self.sessions() for v in s["violations"]]
+
+    # -------------------------------------------------------- delivery checks
+    def expect_arrivals(self, t, name, n_before, count, timeout=10.0,
+                        err=None):
+        """Check that exactly count messages arrived after the first
+        n_before (the count of messages() before the send): one failed test
+        "NAME: ... arrived" with diagnostics otherwise.  Returns count
+        records, oldest first, each with "arrived" True, or no_message()
+        for those that did not come, so the caller's checks run and fail.
+        err: the sender's stderr, shown when nothing arrived."""
+        want = n_before + count
+        msgs = self.wait_messages(want, timeout)
+        got = msgs[n_before:]
+        what = "the message" if count == 1 else "%d messages" % count
+        if len(msgs) == want:
+            t.ok(True, "%s: %s arrived" % (name, what))
+        else:
+            t.ok(False, "%s: %s arrived" % (name, what),
+                 "%d new message(s) recorded by the server, expected %d\n%s"
+                 % (len(got), count, self.arrival_report(err)))
+        found = [dict(m, arrived=True) for m in got[:count]]
+        return found + [no_message() for _ in range(count - len(found))]
+
+    def expect_arrival(self, t, name, n_before, timeout=10.0, err=None):
+        """expect_arrivals() for one message: its record (or no_message())."""
+        return self.expect_arrivals(t, name, n_before, 1, timeout, err)[0]
+
+    def send_and_expect(self, t, name, args, stdin_bytes=b"", rcpts=None,
+                        sender=None, env=None, timeout=10.0):
+        """Run sendmail and check that the message was delivered: exit 0,
+        exactly one new message at the server, and (when given) its
+        envelope recipients (any order) and sender.  Returns the record as
+        expect_arrival() does; (rc, stdout, stderr) is in self.last_run."""
+        n = len(self.messages())
+        rc, out, err = self.run_sendmail(args, stdin_bytes, env)
+        self.last_run = (rc, out, err)
+        t.is_(rc, 0, "%s: exit 0" % name)
+        m = self.expect_arrival(t, name, n, timeout if rc == 0 else 0, err)
+        if rcpts is not None:
+            t.is_(sorted(m["rcpt_tos"]), sorted(rcpts),
+                  "%s: envelope recipients" % name)
+        if sender is not None:
+            t.is_(m["mail_from"], sender, "%s: envelope sender" % name)
+        return m
+
+    def expect_no_arrival(self, t, name, n_before):
+        """Check that no message arrived after the first n_before (for a
+        sender that has exited: nothing it did can arrive later)."""
+        got = self.messages()[n_before:]
+        return t.ok(not got, "%s: nothing arrived" % name,
+                    "arrived: %r" % [(m["mail_from"], m["rcpt_tos"])
+                                     for m in got])
+
+    def expect_queued(self, t, name, text):
+        """Check that the "queued as ID" in text (sendmail's stderr, send-
+        test's output) names a message in `bearmail queue list`; the ID."""
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        m = re.search(r"queued as ([0-9A-Za-z]+)", text or "")
+        listing = self.queue_listing()
+        qid = m.group(1) if m else None
+        t.ok(qid is not None and re.search(r"(?m)^%s\b" % qid, listing),
+             "%s: queued (%s)" % (name, qid or "no \"queued as ID\""),
+             "output: %r\nqueue:\n%s" % (text, listing))
+        return qid
+
+    def session_of(self, m):
+        """The session a message came in (no_session() when it did not)."""
+        for s in self.sessions():
+            if m.get("session") is not None and s["id"] == m["session"]:
+                return s
+        return no_session()
+
+    def queue_listing(self):
+        """`bearmail queue list`: its stdout, or why it failed."""
+        rc, out, err = self.run_bearmail(["queue", "list"])
+        text = out.decode("utf-8", "replace")
+        if rc:
+            text += "(bearmail queue list: exit %d: %s)" % (
+                rc, err.decode("utf-8", "replace").strip())
+        return text
+
+    def queue_ids(self):
+        """The IDs in `bearmail queue list`, in its order."""
+        return re.findall(r"(?m)^([0-9A-Za-z]{8,})[ *!]", self.queue_listing())
+
+    def arrival_report(self, err=None):
+        """Why a message may not have arrived: the sender's stderr, the
+        queue, the last session and the tails of the logs."""
+        parts = []
+        if MUTATE:
+            parts.append("mutation check on: BEARMAIL_TEST_MUTATE=%s"
+                         % ",".join(sorted(MUTATE)))
+        if err is not None:
+            if isinstance(err, bytes):
+                err = err.decode("utf-8", "replace")
+            parts.append("sender's stderr:\n" + (err.rstrip() or "(empty)"))
+        parts.append("queue:\n" + self.queue_listing().rstrip())
+        found = self._read_sessions()
+        parts.append("server: %d session(s)" % len(found))
+        if found:
+            s = found[-1]
+            parts.append("last session: auth %s, failures %r, violations %r"
+                         % (s["auth_user"], s["auth_failures"],
+                            s["violations"]))
+            parts.append("  commands: " + "".join(s["commands"][-12:])
+                         .replace("\r\n", " | ").strip())
+            for m in s["messages"]:
+                parts.append("  message to %r: reply %r, accepted %r"
+                             % (m["rcpt_tos"], m["reply"], m["accepted"]))
+        with open(self.smtpd_log.name, encoding="utf-8",
+                  errors="replace") as f:
+            tail = f.read().splitlines()[-10:]
+        parts.append("smtpd.log (tail):\n" + ("\n".join(tail) or "(empty)"))
+        tail = self.log_text().splitlines()[-5:]
+        parts.append("bearmail.log (tail):\n" + ("\n".join(tail) or
+                                                  "(empty)"))
+        return "\n".join(parts)
 
     # -------------------------------------------------------- binaries
     def env(self, extra=None):
