@@ -42,6 +42,7 @@ struct delivery {
 	char *sender;             /* envelope sender ("" for <>) */
 	char *relay;
 	char *fullname;
+	enum delivery_mode mode;  /* -od, else the account's delivery */
 	struct queue *q;          /* opened when first needed */
 	int flush;                /* the queue has work now: a run should start */
 	int queued;               /* (part of) this message went to the queue */
@@ -483,17 +484,22 @@ send_message(struct delivery *d, struct bm_err *e)
 static int
 queue_only(struct delivery *d, struct bm_err *e)
 {
+	int queue = d->mode == DELIVERY_QUEUE;
 	struct buf to = BUF_INIT;
 	struct qenv env;
+	char *why;
 	size_t i;
 	int rc;
 
 	env_init(d, &env);
 	for (i = 0; i < env.nrcpts; i++)
 		buf_addf(&to, "%s<%s>", i ? "," : "", env.rcpts[i].addr);
-	rc = enqueue(d, &env, to.data, d->r->delivery == DELIVERY_QUEUE ?
-	    "queued by request (-odq)" : "background delivery (-odb)", e);
-	if (rc == 0 && d->r->delivery == DELIVERY_BACKGROUND)
+	why = xasprintf("%s (%s)", queue ? "queued by request" :
+	    "background delivery", d->r->delivery_set ? queue ? "-odq" :
+	    "-odb" : queue ? "delivery queue" : "delivery background");
+	rc = enqueue(d, &env, to.data, why, e);
+	free(why);
+	if (rc == 0 && d->mode == DELIVERY_BACKGROUND)
 		d->flush = 1;
 	buf_free(&to, 0);
 	qenv_free(&env);
@@ -572,7 +578,8 @@ submit_message(struct config *c, const struct submit_req *r, int in_fd,
 	    (rc = gather_recipients(&d, e)) != 0 ||
 	    (rc = complete_message(&d, e)) != 0)
 		goto out;
-	if (r->delivery != DELIVERY_SYNC)
+	d.mode = r->delivery_set ? r->delivery : d.a->delivery;
+	if (d.mode != DELIVERY_SYNC)
 		rc = queue_only(&d, e);
 	else if ((rc = send_message(&d, e)) == 0 && !d.queued && !d.flush)
 		d.flush = queue_has_due(&d);

@@ -19,7 +19,7 @@ struct submit_req {
 	const char *from;          /* -f: NULL when not given, "" for <> */
 	const char *fullname;      /* -F */
 	enum error_mode error_mode;
-	int delivery_set;          /* -od given */
+	int delivery_set;          /* -od given (else: the account's delivery) */
 	enum delivery_mode delivery;
 	int body_8bit;             /* -B 8BITMIME */
 	const char *notify;        /* -N */

@@ -239,9 +239,6 @@ main(int argc, char **argv)
 			warnx_("%s", e.msg);
 		break;
 	default:
-		if (!r.delivery_set)
-			r.delivery = conf_default_account(c) ?
-			    conf_default_account(c)->delivery : DELIVERY_SYNC;
 		rc = submit_message(c, &r, STDIN_FILENO, &res, &e);
 		if (rc != 0 && r.error_mode != ERRMODE_QUIET)
 			warnx_("%s", e.msg);

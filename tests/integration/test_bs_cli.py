@@ -196,6 +196,22 @@ def tests(t):
              done)
         sb.write_config({})
 
+        # the account's delivery holds for -bs as for piped input: with
+        # delivery queue the message waits in the queue, nothing is sent
+        sb.write_config({"delivery": "queue"})
+        n = len(sb.messages())
+        rc, out, err = dialogue(sb, ["HELO app", "MAIL FROM:<%s>" % USER,
+                                     "RCPT TO:<dq@example.com>", "DATA",
+                                     "Subject: delivery queue", "", "x", ".",
+                                     "QUIT"])
+        done = [l for l in out if l.startswith("250 2.0.0")]
+        t.ok(len(done) == 1 and re.search(r"Ok: queued as [0-9A-F]{19}$",
+                                          done[0]),
+             "-bs with delivery queue: answered 'queued as ID' (%s)" % done)
+        sb.expect_no_arrival(t, "-bs with delivery queue", n)
+        sb.expect_queued(t, "-bs with delivery queue", done[0] if done else "")
+        sb.write_config({})
+
         # a config others can read is refused
         os.chmod(sb.cfg, 0o644)
         rc, _, err = sb.run_sendmail(["x@example.com"], b"Subject: x\n\nx\n")
