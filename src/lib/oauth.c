@@ -188,16 +188,23 @@ rec_identity(struct token_rec *t, const struct token_rec *old,
 
 int
 oauth_refused(const struct account *a, const char *what, long status,
-    const char *body, const char *url, struct bm_err *e)
+    const char *body, const char *url, const char *const *sent,
+    struct bm_err *e)
 {
 	struct oauth_error oe;
 	struct token_rec dummy = { 0 };
+	struct scrub sc = { NULL, 0 };
 	int parsed = oauth_parse_response(body, 0, &dummy, &oe) == 1;
 
 	token_rec_clear(&dummy);
 	if (!parsed)
 		return verdict_oauth(e, what, a->name, status, NULL, 0, NULL,
 		    url);
+	for (; sent != NULL && *sent != NULL; sent++)
+		scrub_add(&sc, *sent);
+	scrub_str(&sc, oe.error, sizeof(oe.error));
+	scrub_str(&sc, oe.description, sizeof(oe.description));
+	scrub_free(&sc);
 	return verdict_oauth(e, what, a->name, status, oe.error, oe.aadsts,
 	    oe.description, url);
 }
@@ -259,9 +266,12 @@ oauth_refresh(const struct account *a, const struct token_rec *old,
 	    "", (long long)time(NULL), &t, NULL) == 0 && t.access_token) {
 		*out = t;
 		memset(&t, 0, sizeof(t));
-	} else
+	} else {
+		const char *sent[] = { old->refresh_token, secret, NULL };
+
 		ret = oauth_refused(a, "token refresh", status, body.data ?
-		    body.data : "", url, e);
+		    body.data : "", url, sent, e);
+	}
 out:
 	token_rec_clear(&t);
 	free(url);

@@ -47,10 +47,14 @@ int oauth_parse_response(const char *json, long long now, struct token_rec *t,
  * every flow: "WHAT for account A failed: error: AADSTSnnnn: ...: fix"
  * (or "... failed: HTTP 502 from URL: fix" when the body is not Microsoft's
  * JSON), with the verdict (verdict_oauth: temporary, login needed, the
- * catalogue row).  url may be NULL.  Returns e->code.
+ * catalogue row).  sent (NULL-terminated, or NULL) are the secrets the
+ * request carried -- refresh token, client secret, code, verifier -- which
+ * an answer quoting them loses (scrub_str).  url may be NULL.  Returns
+ * e->code.
  */
 int oauth_refused(const struct account *a, const char *what, long status,
-    const char *body, const char *url, struct bm_err *e);
+    const char *body, const char *url, const char *const *sent,
+    struct bm_err *e);
 
 /*
  * The refresh grant: POST grant_type=refresh_token, client_id,

@@ -117,11 +117,14 @@ check_account(const struct account *a, char **url, struct bm_err *e)
 	return 0;
 }
 
-/* Take the answer: 0 and *out, or the classified failure. */
+/* Take the answer: 0 and *out, or the classified failure (which loses
+ * any quote of secret, the client secret or assertion we sent). */
 static int
 take_answer(const struct account *a, long status, const char *body,
-    const char *url, struct token_rec *out, struct bm_err *e)
+    const char *url, const char *secret, struct token_rec *out,
+    struct bm_err *e)
 {
+	const char *sent[] = { secret, NULL };
 	struct token_rec t = { 0 };
 
 	rec_identity(&t, a);
@@ -133,7 +136,7 @@ take_answer(const struct account *a, long status, const char *body,
 		return 0;
 	}
 	token_rec_clear(&t);
-	return oauth_refused(a, "app-only token", status, body, url, e);
+	return oauth_refused(a, "app-only token", status, body, url, sent, e);
 }
 
 int
@@ -154,11 +157,9 @@ oauth_client_credentials(const struct account *a, struct token_rec *out,
 		goto out;
 	ret = http_post_form(url, pairs, a->ca_file, a->timeout, &status,
 	    &body, e);
-	wipe_free(secret);
-	secret = NULL;
 	if (ret == 0)
 		ret = take_answer(a, status, body.data ? body.data : "", url,
-		    out, e);
+		    secret, out, e);
 out:
 	wipe_free(secret);
 	free(url);

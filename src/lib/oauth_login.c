@@ -366,7 +366,7 @@ oauth_login_device_start(const struct account *a, struct oauth_device *d,
 		goto out;
 	if (status / 100 != 2)
 		ret = oauth_refused(a, "device sign-in", status, body.data ?
-		    body.data : "", NULL, e);
+		    body.data : "", NULL, NULL, e);
 	else if (oauth_login_parse_device(body.data ? body.data : "", d,
 	    &oe) != 0)
 		ret = err_set(e, EX_PROTOCOL, "the device code answer from %s "
@@ -378,9 +378,10 @@ out:
 }
 
 static enum oauth_poll
-poll_refused(const struct account *a, long status, const char *body,
-    struct bm_err *e)
+poll_refused(const struct account *a, const struct oauth_device *d,
+    long status, const char *body, struct bm_err *e)
 {
+	const char *sent[] = { d->device_code, NULL };
 	struct oauth_error oe;
 	struct token_rec dummy = { 0 };
 	int parsed = oauth_parse_response(body, 0, &dummy, &oe) == 1;
@@ -400,7 +401,7 @@ poll_refused(const struct account *a, long status, const char *body,
 		verdict_fail(e, VK_LOGIN_ENDED, a->name, "the identity "
 		    "platform does not know the device code");
 	else
-		oauth_refused(a, "device sign-in", status, body, NULL, e);
+		oauth_refused(a, "device sign-in", status, body, NULL, sent, e);
 	return OAUTH_POLL_FAILED;
 }
 
@@ -429,7 +430,8 @@ oauth_login_device_poll(const struct account *a,
 		buf_add(answer, body.data ? body.data : "", body.len);
 		ret = OAUTH_POLL_DONE;
 	} else
-		ret = poll_refused(a, status, body.data ? body.data : "", e);
+		ret = poll_refused(a, d, status, body.data ? body.data : "",
+		    e);
 out:
 	free(url);
 	buf_free(&body, 1);
@@ -462,8 +464,12 @@ oauth_login_redeem_code(const struct account *a, const char *code,
 	if (status / 100 == 2)
 		buf_add(answer, body.data ? body.data : "", body.len);
 	else
+	{
+		const char *sent[] = { code, verifier, NULL };
+
 		ret = oauth_refused(a, "sign-in", status, body.data ?
-		    body.data : "", NULL, e);
+		    body.data : "", NULL, sent, e);
+	}
 out:
 	free(url);
 	buf_free(&body, 1);

@@ -38,12 +38,6 @@ struct smtp_ext {
 	char *param;               /* NULL: none */
 };
 
-/* The hashes of every SCRUB_GRAM-byte run of the session's secrets. */
-struct scrub {
-	unsigned long long *h;     /* sorted */
-	size_t n;
-};
-
 struct smtp {
 	struct net *net;
 	char *host;
@@ -57,7 +51,10 @@ struct smtp {
 	struct buf line;
 	int dead;                  /* nothing more can be sent */
 	int redact;                /* inside AUTH: hide 334 challenges */
-	struct scrub scrub;        /* the AUTH response and the token */
+	struct scrub scrub;        /* the AUTH response and the token: a server
+	                              may quote them, so every reply line is
+	                              scrubbed of them before it is kept,
+	                              shown or logged */
 };
 
 /* RFC 5321 4.5.3.2: how long to wait at each stage (seconds); connect 30,
@@ -87,96 +84,6 @@ timeout_for(const struct smtp *s, enum verdict_stage st)
 	if (st == STAGE_QUIT && s->timeout > default_timeout(st))
 		return default_timeout(st);
 	return s->timeout > 0 ? s->timeout : default_timeout(st);
-}
-
-/* ------------------------------------------------------------ secrets */
-
-/*
- * A server may quote what it was sent: every reply line is scrubbed of the
- * AUTH response and the token before anything reads it.  Not just whole
- * copies: any run of SCRUB_GRAM bytes found in a secret is replaced, so
- * that a secret quoted in pieces (split over lines, cut short, inside
- * other text) is gone too.  The secret's grams are kept as hashes only.
- */
-#define SCRUB_GRAM 16
-
-static unsigned long long
-gram_hash(const unsigned char *p)
-{
-	unsigned long long h = 1469598103934665603ULL;
-	int i;
-
-	for (i = 0; i < SCRUB_GRAM; i++)
-		h = (h ^ p[i]) * 1099511628211ULL;
-	return h;
-}
-
-static int
-cmp_hash(const void *a, const void *b)
-{
-	unsigned long long x = *(const unsigned long long *)a;
-	unsigned long long y = *(const unsigned long long *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static void
-scrub_add(struct scrub *sc, const char *secret)
-{
-	size_t n = strlen(secret), i;
-
-	if (n < SCRUB_GRAM)
-		return;
-	sc->h = xrealloc(sc->h, (sc->n + n) * sizeof(*sc->h));
-	for (i = 0; i + SCRUB_GRAM <= n; i++)
-		sc->h[sc->n++] = gram_hash((const unsigned char *)secret + i);
-	qsort(sc->h, sc->n, sizeof(*sc->h), cmp_hash);
-}
-
-static int
-scrub_has(const struct scrub *sc, const unsigned char *p)
-{
-	unsigned long long h = gram_hash(p);
-
-	return bsearch(&h, sc->h, sc->n, sizeof(h), cmp_hash) != NULL;
-}
-
-/* Replace what line holds of a secret by "[redacted]". */
-static void
-scrub_line(const struct scrub *sc, struct buf *line)
-{
-	const unsigned char *p = (const unsigned char *)line->data;
-	struct buf out = BUF_INIT;
-	size_t i, end = 0;
-	int hit = 0;
-
-	if (sc->n == 0 || line->len < SCRUB_GRAM)
-		return;
-	for (i = 0; i + SCRUB_GRAM <= line->len; i++) {
-		if (!scrub_has(sc, p + i))
-			continue;
-		if (i >= end) {          /* a new run: keep what precedes it */
-			buf_add(&out, p + end, i - end);
-			buf_adds(&out, "[redacted]");
-		}
-		end = i + SCRUB_GRAM;   /* the run reaches at least here */
-		hit = 1;
-	}
-	if (!hit)
-		return;
-	buf_add(&out, p + end, line->len - end);
-	buf_free(line, 1);
-	*line = out;
-}
-
-static void
-scrub_free(struct scrub *sc)
-{
-	if (sc->h != NULL)
-		wipe(sc->h, sc->n * sizeof(*sc->h));
-	free(sc->h);
-	sc->h = NULL;
-	sc->n = 0;
 }
 
 /* ------------------------------------------------------------ verbose */
@@ -371,7 +278,7 @@ read_reply(struct smtp *s, enum verdict_stage st, struct buf *lines,
 	while (r == 0) {
 		if ((rc = net_readline(s->net, &s->line, deadline, e)) != 0)
 			goto out;
-		scrub_line(&s->scrub, &s->line);
+		scrub_buf(&s->scrub, &s->line);
 		vlog_reply_line(s, s->line.data);
 		if (strlen(s->line.data) != s->line.len ||
 		    (r = acc_line(&a, s->line.data)) < 0) {

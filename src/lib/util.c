@@ -748,3 +748,97 @@ util_xdg_path(const char *var, const char *fallback, const char *leaf)
 	return xasprintf("%s/%s/bearmail/%s", home ? home : "", fallback,
 	    leaf);
 }
+
+/* ---------------------------------------------------------- scrubbing */
+
+static unsigned long long
+gram_hash(const unsigned char *p)
+{
+	unsigned long long h = 1469598103934665603ULL;
+	int i;
+
+	for (i = 0; i < SCRUB_GRAM; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h;
+}
+
+static int
+cmp_hash(const void *a, const void *b)
+{
+	unsigned long long x = *(const unsigned long long *)a;
+	unsigned long long y = *(const unsigned long long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+void
+scrub_add(struct scrub *sc, const char *secret)
+{
+	size_t n = secret ? strlen(secret) : 0, i;
+
+	if (n < SCRUB_GRAM)
+		return;
+	sc->h = xrealloc(sc->h, (sc->n + n) * sizeof(*sc->h));
+	for (i = 0; i + SCRUB_GRAM <= n; i++)
+		sc->h[sc->n++] = gram_hash((const unsigned char *)secret + i);
+	qsort(sc->h, sc->n, sizeof(*sc->h), cmp_hash);
+}
+
+static int
+scrub_has(const struct scrub *sc, const unsigned char *p)
+{
+	unsigned long long h = gram_hash(p);
+
+	return bsearch(&h, sc->h, sc->n, sizeof(h), cmp_hash) != NULL;
+}
+
+void
+scrub_buf(const struct scrub *sc, struct buf *b)
+{
+	const unsigned char *p = (const unsigned char *)b->data;
+	struct buf out = BUF_INIT;
+	size_t i, end = 0;
+	int hit = 0;
+
+	if (sc->n == 0 || b->len < SCRUB_GRAM)
+		return;
+	for (i = 0; i + SCRUB_GRAM <= b->len; i++) {
+		if (!scrub_has(sc, p + i))
+			continue;
+		if (i >= end) {          /* a new run: keep what precedes it */
+			buf_add(&out, p + end, i - end);
+			buf_adds(&out, "[redacted]");
+		}
+		end = i + SCRUB_GRAM;   /* the run reaches at least here */
+		hit = 1;
+	}
+	if (!hit)
+		return;
+	buf_add(&out, p + end, b->len - end);
+	buf_free(b, 1);
+	*b = out;
+}
+
+void
+scrub_str(const struct scrub *sc, char *s, size_t cap)
+{
+	struct buf b = BUF_INIT;
+
+	if (sc->n == 0 || cap == 0)
+		return;
+	buf_adds(&b, s);
+	scrub_buf(sc, &b);
+	snprintf(s, cap, "%s", b.data);
+	buf_free(&b, 1);
+}
+
+void
+scrub_free(struct scrub *sc)
+{
+	if (sc->h != NULL)
+		wipe(sc->h, sc->n * sizeof(*sc->h));
+	free(sc->h);
+	sc->h = NULL;
+	sc->n = 0;
+}
+

@@ -90,6 +90,26 @@ int utf8_valid(const char *p, size_t n);
  * 0 when there is none. */
 size_t utf8_char(const char *s, size_t n);
 
+/*
+ * Secrets we sent (an AUTH response, a token, a refresh token, a client
+ * secret) scrubbed from what the other side answers, which may quote them:
+ * not just whole copies -- any run of SCRUB_GRAM octets found in a secret
+ * becomes "[redacted]", so a secret quoted in pieces (split over lines,
+ * cut short, inside other text) is gone too.  Only hashes of the secret's
+ * runs are kept.  Zero-initialise; scrub_free wipes.
+ */
+#define SCRUB_GRAM 16
+struct scrub {
+	unsigned long long *h;       /* sorted */
+	size_t n;
+};
+void scrub_add(struct scrub *sc, const char *secret);  /* NULL is fine */
+/* Scrub b (its text) in place. */
+void scrub_buf(const struct scrub *sc, struct buf *b);
+/* Scrub the NUL-terminated s of size cap in place (truncated to fit). */
+void scrub_str(const struct scrub *sc, char *s, size_t cap);
+void scrub_free(struct scrub *sc);
+
 /* Whether c is a control character (below 0x20, or DEL). */
 int is_control(unsigned char c);
 /* Every control character of s (NULL is fine) replaced by repl, in place:

@@ -48,17 +48,22 @@ token_response(const char *s)
 	refused(s);
 }
 
-/* Any answer, refused: one line, a verdict, the fix, no placeholder. */
+/* Any answer, refused: one line, a verdict, the fix, no placeholder, and
+ * no piece of a secret we sent. */
 static void
 refused(const char *s)
 {
+	static const char secret[] = "fuzz-secret-0123456789abcdef";
+	const char *sent[] = { secret, NULL };
 	struct account a;
 	struct bm_err e = { 0 };
 	int rc;
 
 	memset(&a, 0, sizeof(a));
 	a.name = (char *)"fuzz";
-	rc = oauth_refused(&a, "token refresh", 400, s, "https://h/t", &e);
+	rc = oauth_refused(&a, "token refresh", 400, s, "https://h/t", sent,
+	    &e);
+	FUZZ_ASSERT(strstr(e.msg, "0123456789abcdef") == NULL);
 	FUZZ_ASSERT(rc == EX_CONFIG || rc == EX_TEMPFAIL);
 	FUZZ_ASSERT(rc == e.code && e.v.row != NULL);
 	FUZZ_ASSERT(e.v.temporary == (rc == EX_TEMPFAIL));

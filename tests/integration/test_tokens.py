@@ -5,6 +5,7 @@ in the log and in the state file; `bearmail logout` forgets the token; the token
 refused, like ssh refuses keys, when others may read it, when it is a
 symbolic link or belongs to someone else; it is created 0600 in a 0700
 directory; and no file the sandbox produced holds a token."""
+import glob
 import json
 import os
 import stat
@@ -161,6 +162,32 @@ def refusals(t, sb, seen):
                 if k in ("access_token", "refresh_token") and v)
 
 
+def quoted(t, sb, seen):
+    """An identity platform that quotes the refresh token it was sent (whole
+    and in pieces): it reaches no output, log, status file or queue."""
+    rt = sb.seed()["refresh_token"]
+    seen.add(rt)
+    sb.idp_fail(count=2, status=400, error="invalid_grant", aadsts=70000,
+                description="AADSTS70000: refresh_token=%s is bad; again: "
+                "%s ... %s" % (rt, rt[:40], rt[-40:]))
+    rc, out, err = sb.run_sendmail(["-i", "q@example.com"], MSG)
+    e = err.decode("utf-8", "replace")
+    t.is_(rc, 0, "a quoting identity platform: the message is queued")
+    # (the description is cut at 512 octets, inside the quoted token)
+    t.like(e, r"AADSTS70000: refresh_token=\[redacted\]: run `bearmail "
+           r"login work` \(queued as", "the quote is redacted, the line kept")
+    where = [e, sb.log_text(), sb.queue_listing(), json.dumps(state_file(sb))]
+    for path in glob.glob(os.path.join(sb.dir, "queue", "*", "*.env")):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            where.append(f.read())
+    pieces = [rt[i:i + 24] for i in range(0, len(rt) - 24, 12)]
+    t.ok(not any(p in w for w in where for p in pieces),
+         "no piece of the refresh token in stderr, the log, the queue or "
+         "the status file")
+    for qid in sb.queue_ids():
+        sb.run_bearmail(["queue", "drop", qid])
+
+
 def creation(t, sb, seen):
     new = os.path.join(sb.dir, "newdir", "sub", "work.json")
     sb.write_config({"token_store": "file:" + new})
@@ -258,6 +285,7 @@ def tests(t):
         revoked(t, sb, seen)
         logout(t, sb)
         refusals(t, sb, seen)
+        quoted(t, sb, seen)
         creation(t, sb, seen)
         scan(t, sb, seen)
     app_only(t)

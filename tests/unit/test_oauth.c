@@ -188,6 +188,33 @@ test_scope(void)
 	    "token_rec_clear empties the record");
 }
 
+/* An identity platform that quotes what it was sent: the refresh token
+ * and the secret are gone from the line, whole or in pieces. */
+static void
+test_refused_quoting(void)
+{
+	static const char rt[] = "1.AQ0AREFRESH-TOKEN-0123456789abcdefghij";
+	static const char secret[] = "Zq8~client-secret-value-0123456789";
+	const char *sent[] = { rt, secret, NULL };
+	struct account a;
+	struct bm_err e;
+	char *body;
+
+	memset(&a, 0, sizeof(a));
+	a.name = (char *)"work";
+	body = xasprintf("{\"error\":\"invalid_grant\",\"error_description\":"
+	    "\"AADSTS70000: refresh_token=%s client_secret=%.20s (and %s)\"}",
+	    rt, secret, secret + 10);
+	oauth_refused(&a, "token refresh", 400, body, NULL, sent, &e);
+	ok(strstr(e.msg, "REFRESH-TOKEN-0123") == NULL &&
+	    strstr(e.msg, "client-secret-value") == NULL &&
+	    strstr(e.msg, "[redacted]") != NULL, "a quoted refresh token and "
+	    "secret are redacted: %s", e.msg);
+	ok(e.v.login_needed && strstr(e.msg, "run `bearmail login work`"),
+	    "and the verdict stands");
+	free(body);
+}
+
 /* A refused request becomes one line and the policy's verdict. */
 static const struct {
 	long status;
@@ -230,7 +257,7 @@ test_refused(void)
 	for (i = 0; i < sizeof(refused_cases) / sizeof(refused_cases[0]);
 	    i++) {
 		is_int(oauth_refused(&a, "token refresh", refused_cases[i].status,
-		    refused_cases[i].body, "https://h/t", &e),
+		    refused_cases[i].body, "https://h/t", NULL, &e),
 		    refused_cases[i].want, "refused %ld: code",
 		    refused_cases[i].status);
 		is_str(e.msg, refused_cases[i].msg, "refused %ld: the line",
@@ -304,6 +331,7 @@ main(void)
 	test_parse();
 	test_scope();
 	test_refused();
+	test_refused_quoting();
 	test_refresh_offline();
 	return done_testing();
 }
