@@ -68,7 +68,10 @@ refused(const char *s)
 	FUZZ_ASSERT(rc == e.code && e.v.row != NULL);
 	FUZZ_ASSERT(e.v.temporary == (rc == EX_TEMPFAIL));
 	FUZZ_ASSERT(strpbrk(e.msg, "\r\n") == NULL);
-	FUZZ_ASSERT(strstr(e.msg, "{account}") == NULL);
+	/* the fix has its placeholders filled; the server's words may hold
+	 * anything */
+	FUZZ_ASSERT(strstr(e.msg, "{account}") == NULL ||
+	    strstr(s, "{account}") != NULL);
 }
 
 static void
