@@ -613,6 +613,8 @@ class Sandbox:
         return self.run("bearmail", args, stdin_bytes, env, timeout)
 
     def log_text(self):
+        if os.path.lexists(self.log) and not os.path.isfile(self.log):
+            return ""               # a FIFO or a directory a test put there
         try:
             with open(self.log, encoding="utf-8", errors="replace") as f:
                 return f.read()
