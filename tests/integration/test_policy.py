@@ -293,11 +293,10 @@ def limited(sb, args, fsize):
 
 def test_bounce_kept(t, sb):
     sb.set_script({"rcpt": {"gone@example.com": "550 5.1.1 User unknown"}})
-    mark = sb.log_mark()
-    rc, _, _ = sb.run_sendmail(["-odq", "-i", "gone@example.com"],
-                               msg("bounce-kept"))
-    qid = expect_waiting(t, sb, "bounce kept: -odq", mark,
-                         r"queued by request \(-odq\)")
+    qid = sb.expect_deferred(t, "bounce kept: -odq",
+                             ["-odq", "-i", "gone@example.com"],
+                             msg("bounce-kept"), r"queued by request "
+                             r"\(-odq\)")
     n = len(sb.messages())
     # the bounce (a few kilobytes) cannot be written; the envelope can
     p = limited(sb, ["queue", "flush"], 1500)
