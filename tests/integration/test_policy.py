@@ -215,6 +215,8 @@ def test_auth_echo(t, sb):
              "a server quoting the AUTH response (%s): a fresh token tried, "
              "then queued" % how, e[-400:])
         qid = expect_waiting(t, sb, "echo %s" % how, mark, r"535 5\.7\.3")
+        # "split" quotes it over a two-line reply (535-, then 535 ), the
+        # others on one line
         t.like(e, r"<<< 535[- ]5\.7\.3 .*\[redacted\]", "echo %s: what it "
                "quoted is shown as [redacted]" % how)
         where = {"stderr (-v)": e, "the log": sb.log_text(),

@@ -183,7 +183,7 @@ def server_down_30(t, sb):
     rc, text, err = listing(sb)
     t.is_(sorted(listed_ids(text)), sorted(ids), "server down: `bearmail "
           "queue list` shows those 30 messages")
-    t.like(text, r"(?i)\(.*(refused|connect).*\)",
+    t.like(text, r"\(127\.0\.0\.1:\d+: connect: Connection refused\)",
            "server down: the listing says why (connection refused)")
     t.like(text, r"(?m)^\s+bob@example\.com$", "the listing names the "
            "pending recipient")
@@ -270,9 +270,8 @@ def bounce_on_550(t, sb):
     t.is_((b["mail_from"], b["rcpt_tos"]), (USER, [USER]),
           "550 with -oem: a bounce reached the sender, through the account")
     data = b["bytes"]
-    t.like(data.decode("utf-8", "replace"),
-           r"(?i)content-type: multipart/report;\s*report-type=\"?"
-           r"delivery-status", "the bounce is a delivery-status report")
+    t.ok(b"Content-Type: multipart/report; report-type=delivery-status"
+         in data, "the bounce is a delivery-status report")
     t.ok(b"nobody@example.com" in data and b"5.1.1" in data and
          b"qf-550-oem" in data, "the bounce names the recipient, the status "
          "and carries the original's headers")
@@ -492,7 +491,9 @@ def not_writable(t, sb):
     # with EACCES, which the queue reports as "cannot create" (73)
     rc, err = run(["bob@example.com"], msg("nobody-ro"))
     t.is_(rc, 73, "queue dir not writable, server down: exit 73, never 0")
-    t.like(err, r"(?i)queue", "not writable: the message says queue")
+    t.like(err, r"nor queued: cannot create %s/tmp/\w+\.msg: Permission "
+           r"denied" % re.escape(qdir), "not writable: the message says "
+           "queue")
     t.like(err, re.escape(qdir), "not writable: ... and names the directory")
     t.is_(queued(sb), left, "not writable: nothing half-queued")
     rc, err = run(["-odq", "bob@example.com"], msg("nobody-ro-odq"))
