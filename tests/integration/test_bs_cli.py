@@ -1,5 +1,7 @@
 """`sendmail -bs` as Symfony Mailer and Laravel drive it, the option
-errors callers can hit, and the `bearmail token` helper."""
+errors callers can hit, and the `bearmail token` helper.  A 250 to -bs
+DATA means delivered or queued, so each one is checked at the server (or
+its queue ID in the queue)."""
 import os
 import re
 import subprocess
@@ -23,10 +25,14 @@ def replies(out):
     return [l for l in out.decode("utf-8", "replace").split("\r\n") if l]
 
 
-def sent_commands(sb, verb):
-    """Every command the submitter sent the server starting with verb."""
-    return [c for s in sb.sessions() for c in s["commands"]
-            if c.upper().startswith(verb)]
+def sent_commands(session, verb):
+    """Every command of session (the message's own) starting with verb."""
+    return [c for c in session["commands"] if c.upper().startswith(verb)]
+
+
+def final(lines):
+    """The last line of each reply (the continuation lines dropped)."""
+    return [l for l in lines if re.match(r"\d{3} ", l)]
 
 
 SMUGGLED = ("MAIL FROM:<%s>\r\nRCPT TO:<victim@example.net>\r\nDATA\r\n"
@@ -48,21 +54,24 @@ def smuggling(t):
                    b"To: to@example.com\r\nSubject: contact form\r\n\r\n" +
                    text + b"\r\n.\r\nQUIT\r\n")
         rc, out, err = sb.run_sendmail(["-bs"], session)
-        lines = replies(out)
+        lines = final(replies(out))
         t.is_(rc, 0, "smuggling: -bs exits 0 after QUIT (%s)" % err[-200:])
-        t.is_([l[:3] for l in lines if not l.startswith("250-")],
+        t.is_([l[:3] for l in lines],
               ["220", "250", "250", "250", "354", "250", "221"],
               "smuggling: one MAIL, one RCPT, one DATA answered (%s)" % lines)
-        msgs = sb.wait_messages(1)
+        t.is_(lines[5:6], ["250 2.0.0 Ok: delivered"],
+              "smuggling: DATA answered 'delivered'")
+        m = sb.expect_arrival(t, "smuggling", 0, err=err)
         t.is_(len(sb.messages(accepted_only=False)), 1,
               "smuggling: exactly one message reached the server")
-        mail = sent_commands(sb, "MAIL FROM")
+        s = sb.session_of(m)
+        mail = sent_commands(s, "MAIL FROM")
         t.ok(len(mail) == 1 and mail[0].startswith("MAIL FROM:<%s>" % USER),
              "smuggling: one MAIL FROM on the wire (%s)" % mail)
-        t.is_(sent_commands(sb, "RCPT TO"), ["RCPT TO:<to@example.com>\r\n"],
+        t.is_(sent_commands(s, "RCPT TO"), ["RCPT TO:<to@example.com>\r\n"],
               "smuggling: no RCPT to the smuggled recipient")
-        body = msgs[0]["bytes"] if msgs else b""
-        t.is_(msgs[0]["rcpt_tos"] if msgs else None, ["to@example.com"],
+        body = m["bytes"]
+        t.is_(m["rcpt_tos"], ["to@example.com"],
               "smuggling: the one message went to the real recipient")
         t.ok(body.count(b"RCPT TO:<victim@example.net>\r\n") == 3 and
              body.count(b"MAIL FROM:<%s>\r\n" % USER.encode()) == 3,
@@ -73,10 +82,11 @@ def smuggling(t):
              b"\r\nagain\r\n.\r\nMAIL FROM:" in body and
              b"\r\nand\r\n.\r\nMAIL FROM:" in body,
              "smuggling: each lookalike arrives as a line holding a dot")
-        t.ok(b"\n" not in body.replace(b"\r\n", b"") and
+        t.ok(b"Subject: contact form\r\n" in body and
+             b"\n" not in body.replace(b"\r\n", b"") and
              b"\r" not in body.replace(b"\r\n", b""),
              "smuggling: no bare CR or LF reached the server")
-        t.is_(sb.violations(), [], "smuggling: no protocol violation")
+        t.is_(s["violations"], [], "smuggling: no protocol violation")
 
         # a client sending only bare LF never ends DATA: nothing is sent,
         # and the end of input is answered with the reason
@@ -103,14 +113,14 @@ def smuggling(t):
         rc, out, err = sb.run_sendmail(["-bs"], session)
         lines = replies(out)
         t.is_(rc, 0, "CRLF client: exit 0")
-        t.is_(len([l for l in lines if l.startswith("250 2.0.0")]), 2,
-              "CRLF client: both messages answered 250 (%s)" % lines)
-        msgs = sb.wait_messages(2)
+        t.is_([l for l in lines if l.startswith("250 2.0.0")],
+              ["250 2.0.0 Ok: delivered"] * 2,
+              "CRLF client: both messages answered 'delivered' (%s)" % lines)
+        msgs = sb.expect_arrivals(t, "CRLF client", 0, 2, err=err)
         t.is_([m["rcpt_tos"] for m in msgs],
               [["one@example.com"], ["two@example.com"]],
               "CRLF client: two messages arrived, in order")
-        t.ok(len(msgs) == 2 and
-             msgs[0]["bytes"].endswith(b"\r\n\r\n.dot\r\none\r\n") and
+        t.ok(msgs[0]["bytes"].endswith(b"\r\n\r\n.dot\r\none\r\n") and
              msgs[1]["bytes"].endswith(b"\r\n\r\ntwo\r\n"),
              "CRLF client: each body intact, dot-unstuffed once")
 
@@ -121,6 +131,7 @@ def tests(t):
         with open(sb.aliases, "w") as f:
             f.write("root: admin@example.com\n")
         sb.set_script({"rcpt": {"gone@example.com": "550 5.1.1 User unknown"}})
+        mark = sb.log_mark()
         rc, out, err = dialogue(sb, [
             "EHLO app.example", "MAIL FROM:<%s>" % USER,
             "RCPT TO:<to@example.com>", "RCPT TO:<root>", "DATA",
@@ -129,34 +140,41 @@ def tests(t):
             "RCPT TO:<nobody>", "RCPT TO:<gone@example.com>", "DATA",
             "Subject: second", "", "x", ".", "QUIT"])
         t.is_(rc, 0, "-bs: exit 0 after QUIT")
-        codes = [l[:3] for l in out if re.match(r"\d{3} ", l)]
-        t.is_(codes[:6], ["220", "250", "250", "250", "250", "354"],
+        codes = final(out)
+        t.is_([l[:3] for l in codes[:6]],
+              ["220", "250", "250", "250", "250", "354"],
               "-bs: greeting, EHLO, MAIL, RCPT, RCPT (alias), DATA")
         t.like(out[0], r"^220 .*ESMTP", "-bs: ESMTP greeting")
-        t.is_(codes[6], "250", "-bs: the first message accepted (%s)" %
-              [l for l in out if l.startswith("250 2")][-1:])
-        t.is_(codes[7], "250", "-bs: second MAIL")
-        t.ok(codes[8].startswith("5"), "-bs: RCPT to an unaliased local name "
-             "refused at once (%s)" % codes[8])
-        t.ok(codes[-1] == "221", "-bs: QUIT answered 221")
-        second = [l for l in out if l.startswith(("550", "554"))]
-        t.ok(any("gone@example.com" in l or "5.1.1" in l for l in second),
-             "-bs: the server's refusal is the answer to DATA (%s)" % second)
-        msgs = sb.wait_messages(1)
-        t.ok(len(msgs) >= 1 and sorted(msgs[0]["rcpt_tos"]) ==
-             ["admin@example.com", "to@example.com"],
-             "-bs: the first message went to to@ and root's alias")
-        if msgs:
-            t.ok(b"\r\n.leading dot\r\n" in msgs[0]["bytes"],
-                 "-bs: dot-unstuffed once, stuffed again on the wire")
+        t.is_(codes[6:8], ["250 2.0.0 Ok: delivered", "250 2.1.0 Ok"],
+              "-bs: the first message delivered; second MAIL")
+        t.like(codes[8] if len(codes) > 8 else "",
+               r'^550 5\.1\.1 no alias for "nobody": add a line "nobody: ',
+               "-bs: RCPT to an unaliased local name refused at once")
+        t.is_(codes[9:], ["250 2.1.5 Ok",
+                          "354 End data with <CR><LF>.<CR><LF>",
+                          "550 5.1.1 recipient gone@example.com refused "
+                          "(550 5.1.1 User unknown)", "221 2.0.0 Bye"],
+              "-bs: the server's refusal of gone@ is the answer to DATA; "
+              "QUIT answered 221")
+        m = sb.expect_arrival(t, "-bs", 0, err=err)
+        t.is_(sorted(m["rcpt_tos"]), ["admin@example.com", "to@example.com"],
+              "-bs: the first message went to to@ and root's alias")
+        t.ok(b"\r\nSubject: symfony\r\n" in m["bytes"] and
+             m["bytes"].endswith(b"\r\n\r\n.leading dot\r\n"),
+             "-bs: dot-unstuffed once, stuffed again on the wire", m["bytes"])
+        new = sb.log_since(mark)
+        t.ok(re.search(r"to=<to@example\.com>,<admin@example\.com> .*"
+                       r"status=sent", new) and
+             re.search(r"to=<gone@example\.com> .*status=bounced", new),
+             "-bs: the log has this dialogue's delivery and refusal", new)
 
         # option errors
         rc, _, err = sb.run_sendmail(["-Z", "x@example.com"], b"")
         t.is_(rc, 64, "unknown option: exit 64")
         t.like(err.decode(), r"unknown option -Z", "unknown option: named")
         rc, out, err = sb.run_sendmail(["-bp"], b"")
-        t.is_(rc, 0, "-bp: lists the queue")
-        t.like(out.decode(), r"Mail queue is empty", "-bp: empty queue")
+        t.is_((rc, out.decode()), (0, "Mail queue is empty\n"),
+              "-bp: lists the (empty) queue")
         rc, _, err = sb.run(os.path.join(harness.BUILDDIR, "sendmail"), ["-q"])
         t.is_(rc, 0, "-q: runs the (empty) queue quietly")
 
@@ -164,8 +182,9 @@ def tests(t):
         for name in ("mailq", "newaliases"):
             os.symlink(os.path.join(harness.BUILDDIR, "sendmail"),
                        os.path.join(sb.dir, name))
-        rc, _, err = sb.run(os.path.join(sb.dir, "mailq"), [])
-        t.is_(rc, 0, "mailq: lists the queue")
+        rc, out, err = sb.run(os.path.join(sb.dir, "mailq"), [])
+        t.is_((rc, out.decode()), (0, "Mail queue is empty\n"),
+              "mailq: lists the (empty) queue")
         rc, _, err = sb.run(os.path.join(sb.dir, "newaliases"), [])
         t.is_(rc, 0, "newaliases: the aliases file checks out")
         with open(sb.aliases, "a") as f:
@@ -186,6 +205,7 @@ def tests(t):
 
         # the server down: the message is queued and the reply says so
         sb.write_config({"port": "1"})
+        n, mark = len(sb.messages()), sb.log_mark()
         rc, out, err = dialogue(sb, ["HELO app", "MAIL FROM:<%s>" % USER,
                                      "RCPT TO:<q@example.com>", "DATA",
                                      "Subject: later", "", "x", ".", "QUIT"])
@@ -194,6 +214,11 @@ def tests(t):
                                           done[0]),
              "-bs: a queued message is answered 250 'queued as ID' (%s)" %
              done)
+        sb.expect_no_arrival(t, "-bs, server down", n)
+        qid = sb.expect_queued(t, "-bs, server down", done[0] if done else "")
+        t.like(sb.log_since(mark), r"to=<q@example\.com> .*status=deferred "
+               r"\(127\.0\.0\.1:1: connect: .*, queued as %s\)" % qid,
+               "-bs, server down: logged as deferred (connect), with the ID")
         sb.write_config({})
 
         # the account's delivery holds for -bs as for piped input: with
@@ -227,7 +252,11 @@ def tests(t):
              "bearmail token: prints the stored, valid access token")
         rc, out, err = sb.run_bearmail(["token", "import", "work"],
                                        b"not a token\x01")
-        t.ok(rc != 0, "bearmail token import: junk refused (%d)" % rc)
+        t.is_(rc, 65, "bearmail token import: junk refused (65, data error)")
+        t.like(err.decode(), r"neither a token endpoint answer \(JSON\) nor "
+               r"a refresh token", "bearmail token import: says what it wants")
+        t.ok(tok and sb.token_store()["access_token"] == tok,
+             "bearmail token import: junk leaves the stored token alone")
         os.chmod(sb.token_file, 0o644)
         rc, out, err = sb.run_bearmail(["token"])
         t.is_(rc, 78, "token file mode 0644: refused")
@@ -246,11 +275,11 @@ def tests(t):
                     continue
                 with open(path, "rb") as f:
                     data = f.read()
-                for s in (store["access_token"], store["refresh_token"]):
+                for s in (store.get("access_token"),
+                          store.get("refresh_token")):
                     if s and s.encode() in data:
                         leaked.append(name)
-        t.is_(sorted(set(leaked)) if leaked else [], [],
-              "no token in any log or record file")
+        t.is_(sorted(set(leaked)), [], "no token in any log or record file")
 
 
 run_tests(tests)

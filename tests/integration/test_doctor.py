@@ -4,7 +4,8 @@ account passes every check and sends no mail; SMTP AUTH disabled (535
 login advice; a server without STARTTLS is named; status shows token
 expiry and LOGIN NEEDED (and --check exits 78); setup finds the tenant
 through OpenID discovery and writes a private configuration file.  No
-token appears in any output."""
+token appears in any output.  Each check of the wire reads the one
+session that doctor run opened, not whichever came last."""
 import os
 import re
 import sys
@@ -12,6 +13,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "servers"))
+import harness  # noqa: E402
 from harness import Sandbox, run_tests, USER, CLIENT_ID  # noqa: E402
 
 CONTOSO_GUID = str(uuid.uuid5(uuid.NAMESPACE_DNS, "contoso.example"))
@@ -43,7 +45,25 @@ def doctor(sb, args=()):
     return rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
+def dialogue(session):
+    """A session's commands, without line endings or the EHLO name."""
+    return [re.sub(r"^EHLO \S+$", "EHLO", c.rstrip("\r\n"))
+            for c in session["commands"]]
+
+
+def doctor_sessions(t, sb, before, name, want):
+    """The sessions the doctor run opened (those after the first before):
+    want is the dialogue of each, in order (first the probe that only
+    reads the EHLO answer); returns them, or no_session() for each
+    missing."""
+    new = sb.sessions()[before:]
+    t.is_([dialogue(s) for s in new], want, "%s: the connections and what "
+          "was said on each" % name)
+    return new + [harness.no_session()] * (len(want) - len(new))
+
+
 def test_healthy(t, sb):
+    before = len(sb.sessions())
     rc, out, err = doctor(sb)
     t.is_(rc, 0, "healthy: doctor exits 0")
     for what in (r"ok +configuration .*\(mode 0600", r"ok +token store file",
@@ -51,24 +71,28 @@ def test_healthy(t, sb):
                  r"ok +STARTTLS offered", r"ok +TLS: certificate valid",
                  r"ok +token audience https://outlook\.office\.com",
                  r"ok +token permissions: SMTP\.Send",
-                 r"ok +token user alice@contoso\.example",
+                 r"ok +token user " + re.escape(USER),
                  r"ok +token valid for \d+ min",
-                 r"ok +AUTH XOAUTH2 as alice@contoso\.example accepted",
+                 r"ok +AUTH XOAUTH2 as %s accepted" % re.escape(USER),
                  r"all checks passed"):
         t.like(out, what, "healthy: " + what.replace("\\", "").split("+")[-1])
     t.ok("FAIL" not in out, "healthy: no FAIL line", diag=out)
-    sessions = sb.sessions()
-    t.is_(sent_mail(sessions), [], "healthy: no MAIL/RCPT/DATA sent")
-    auth = [s for s in sessions if s["auth_user"]]
-    t.ok(auth and "RSET\r\n" in auth[-1]["commands"] and
-         auth[-1]["quit"], "healthy: AUTH, then RSET and QUIT")
-    t.is_(sb.violations(), [], "healthy: no protocol violations")
+    probe, s = doctor_sessions(t, sb, before, "healthy", [
+        ["EHLO", "QUIT"],
+        ["EHLO", "STARTTLS", "EHLO", "AUTH XOAUTH2", "<ok user=%s>" % USER,
+         "RSET", "QUIT"]])[:2]
+    t.is_(sent_mail([probe, s]), [], "healthy: no MAIL/RCPT/DATA sent")
+    t.ok(s["tls"] and s["auth_user"] == USER and s["quit"],
+         "healthy: over TLS, authenticated, then RSET and QUIT", s)
+    t.is_(probe["violations"] + s["violations"], [],
+          "healthy: no protocol violations")
     no_secret(t, sb, out + err, "healthy")
 
 
 def test_auth_disabled(t, sb):
     sb.set_script({"auth": "535 5.7.139 Authentication unsuccessful, "
                    "SmtpClientAuthentication is disabled for the Tenant."})
+    before = len(sb.sessions())
     rc, out, err = doctor(sb)
     t.is_(rc, 77, "5.7.139: exit 77 (permission)")
     t.like(out, r"FAIL +AUTH XOAUTH2 .*535 5\.7\.139", "5.7.139: FAIL line "
@@ -78,7 +102,10 @@ def test_auth_disabled(t, sb):
          "5.7.139: the Set-CASMailbox fix for the mailbox", diag=out)
     t.ok("Set-TransportConfig -SmtpClientAuthenticationDisabled $false"
          in out, "5.7.139: the tenant-wide fix")
-    t.is_(sent_mail(sb.sessions()), [], "5.7.139: no mail sent")
+    doctor_sessions(t, sb, before, "5.7.139", [
+        ["EHLO", "QUIT"],
+        ["EHLO", "STARTTLS", "EHLO", "AUTH XOAUTH2", "<ok user=%s>" % USER,
+         "QUIT"]])
     no_secret(t, sb, out + err, "5.7.139")
 
     sb.set_script({"auth": "535 5.7.3 Authentication unsuccessful"})
@@ -96,9 +123,8 @@ def test_no_starttls(t, sb):
     t.like(out, r"FAIL +.*server does not offer STARTTLS", "no STARTTLS: "
            "says so")
     t.like(out, r"skip +AUTH", "no STARTTLS: AUTH skipped")
-    t.ok(not any(c.upper().startswith("AUTH")
-                 for s in sb.sessions()[before:] for c in s["commands"]),
-         "no STARTTLS: no AUTH on the wire")
+    # the probe sees no STARTTLS offered: no second connection, no AUTH
+    doctor_sessions(t, sb, before, "no STARTTLS", [["EHLO", "QUIT"]])
     sb.set_script({})
 
 
@@ -133,6 +159,8 @@ def test_revoked(t, sb):
     rc, _, err = sb.run_bearmail(["status", "--check"])
     t.is_(rc, 78, "revoked: status --check exits 78")
     t.is_(sent_mail(sb.sessions()), [], "doctor never sent mail")
+    t.is_(sb.messages(accepted_only=False), [], "no message reached the "
+          "server")
 
 
 def test_usage(t, sb):

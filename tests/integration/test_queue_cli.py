@@ -5,7 +5,10 @@ retry do what they say; a flush delivers each message once, many per
 connection and never over max_connections; two flushes at once send
 nothing twice; `rate` leaves the excess queued; a 550 recipient of a queued
 message is bounced (RFC 3464) to the sender, and a bounce that fails is not
-bounced again; `sendmail -odb` starts a detached flush."""
+bounced again; `sendmail -odb` starts a detached flush.  Each message
+queued is found by its own ID in the listing; each flush is judged by what
+arrived at the server (exactly which messages, how many), not by its exit
+code."""
 import json
 import os
 import re
@@ -30,12 +33,14 @@ RCPT = re.compile(r"^ {50}(?P<rcpt>\S+)$")
 REASON = re.compile(r"^ *\((?P<why>.*)\)$")
 
 
-def queue(sb, rcpts, subject, extra=None):
-    """Queue one message with sendmail -odq; its Subject is the key."""
-    rc, _, err = sb.run_sendmail(["-odq", "-i"] + (extra or []) + rcpts,
-                                 b"Subject: " + subject.encode() +
-                                 b"\n\nbody of " + subject.encode() + b"\n")
-    return rc, err
+def queue(t, sb, rcpts, subject, extra=None):
+    """Queue one message with sendmail -odq (its Subject is the key): exit
+    0, nothing sent, the ID its log line gives in the listing; the ID."""
+    return sb.expect_deferred(t, "-odq %s" % subject,
+                              ["-odq", "-i"] + (extra or []) + rcpts,
+                              b"Subject: " + subject.encode() +
+                              b"\n\nbody of " + subject.encode() + b"\n",
+                              r"queued by request \(-odq\)")
 
 
 def listing(sb, args=("queue", "list")):
@@ -61,13 +66,14 @@ def parse(text):
     return entries
 
 
-def subjects(sb):
-    """Subjects of the accepted messages, in order."""
-    out = []
-    for m in sb.messages():
-        found = re.search(rb"(?m)^Subject: (.*?)\r?$", m["bytes"])
-        out.append(found.group(1).decode() if found else None)
-    return out
+def subject(m):
+    """The Subject of a received message ("": none, or it did not come)."""
+    found = re.search(rb"(?m)^Subject: (.*?)\r?$", m["bytes"])
+    return found.group(1).decode() if found else ""
+
+
+def subjects(msgs):
+    return [subject(m) for m in msgs]
 
 
 def flush(sb, *args, env=None):
@@ -77,16 +83,14 @@ def flush(sb, *args, env=None):
 def test_listing(t, sb):
     rc, text, _ = listing(sb)
     t.is_((rc, text), (0, "Mail queue is empty\n"), "empty queue: one line")
-    for i, subj in enumerate(("list-1", "list-2")):
-        rc, err = queue(sb, ["bob%d@example.com" % i, "carol@example.com"],
-                        subj)
-        t.is_(rc, 0, "-odq %s: queued (exit 0)" % subj)
-    t.is_(len(sb.messages()), 0, "-odq: nothing sent")
+    ids = [queue(t, sb, ["bob%d@example.com" % i, "carol@example.com"], subj)
+           for i, subj in enumerate(("list-1", "list-2"))]
+    sb.expect_no_arrival(t, "-odq", 0)
     rc, text, _ = listing(sb)
     lines = text.splitlines()
     t.is_(lines[0] if lines else None, HEADER, "list: Postfix's header line")
     entries = parse(text)
-    t.is_(len(entries), 2, "list: two entries")
+    t.is_([e["id"] for e in entries], ids, "list: two entries, in order")
     t.ok(all(e["flag"] == " " and e["sender"] == USER and
              int(e["size"]) > 20 for e in entries),
          "list: id, size, arrival time and sender on the entry line", text)
@@ -110,47 +114,57 @@ def test_admin(t, sb, ids):
     t.is_(rc, 0, "hold: exit 0")
     entries = {e["id"]: e for e in parse(listing(sb)[1])}
     t.is_(entries[ids[0]]["flag"], "!", "hold: '!' in the listing")
+    n = len(sb.messages())
     rc, out, err = flush(sb, "--force")
     t.is_(rc, 0, "flush with a held message: exit 0")
-    t.is_(subjects(sb), ["list-2"],
+    m = sb.expect_arrival(t, "flush with a held message", n, err=err)
+    t.is_((subject(m), m["rcpt_tos"]),
+          ("list-2", ["bob1@example.com", "carol@example.com"]),
           "flush: the held message is not sent, the other is")
     t.is_([e["id"] for e in parse(listing(sb)[1])], [ids[0]],
           "the held message is still queued")
     rc, _, _ = sb.run_bearmail(["queue", "release", ids[0]])
     t.is_(rc, 0, "release: exit 0")
     t.is_(parse(listing(sb)[1])[0]["flag"], " ", "release: flag gone")
+    n = len(sb.messages())
     rc, out, err = flush(sb)
-    t.is_(sorted(subjects(sb)), ["list-1", "list-2"],
+    m = sb.expect_arrival(t, "released", n, err=err)
+    t.is_((subject(m), m["rcpt_tos"]),
+          ("list-1", ["bob0@example.com", "carol@example.com"]),
           "released: the next flush delivers it")
     t.is_(listing(sb)[1], "Mail queue is empty\n", "queue empty again")
 
     # drop: gone, never sent; unknown ids: 66 with the id named
-    queue(sb, ["dave@example.com"], "dropped")
-    drop_id = parse(listing(sb)[1])[0]["id"]
-    rc, _, _ = sb.run_bearmail(["queue", "drop", drop_id])
+    drop_id = queue(t, sb, ["dave@example.com"], "dropped")
+    rc, _, _ = sb.run_bearmail(["queue", "drop", drop_id or "none"])
     t.is_(rc, 0, "drop: exit 0")
     t.is_(listing(sb)[1], "Mail queue is empty\n", "drop: removed")
+    n = len(sb.messages())
     flush(sb, "--force")
-    t.ok("dropped" not in subjects(sb), "drop: never delivered")
+    sb.expect_no_arrival(t, "drop: never delivered", n)
     for verb in ("drop", "hold", "release", "retry"):
         rc, _, err = sb.run_bearmail(["queue", verb, "0123456789ABCDEF"])
         t.is_(rc, 66, "%s of an unknown id: exit 66" % verb)
         t.like(err.decode(), r"no message 0123456789ABCDEF in the queue",
                "%s of an unknown id: says so" % verb)
-    rc, _, _ = sb.run_bearmail(["queue", "frobnicate", drop_id])
+    rc, _, _ = sb.run_bearmail(["queue", "frobnicate", "0123456789ABCDEF"])
     t.is_(rc, 64, "unknown verb: usage error")
 
     # retry ID: that message now, the others stay
-    queue(sb, ["erin@example.com"], "retry-me")
-    queue(sb, ["frank@example.com"], "stay")
-    entries = parse(listing(sb)[1])
-    rc, _, err = sb.run_bearmail(["queue", "retry", entries[0]["id"]])
+    retry_id = queue(t, sb, ["erin@example.com"], "retry-me")
+    stay_id = queue(t, sb, ["frank@example.com"], "stay")
+    n = len(sb.messages())
+    rc, _, err = sb.run_bearmail(["queue", "retry", retry_id or "none"])
     t.is_(rc, 0, "retry: exit 0")
-    t.ok("retry-me" in subjects(sb) and "stay" not in subjects(sb),
-         "retry: delivered that message only")
-    t.is_([e["id"] for e in parse(listing(sb)[1])], [entries[1]["id"]],
+    m = sb.expect_arrival(t, "retry", n, err=err)
+    t.is_((subject(m), m["rcpt_tos"]), ("retry-me", ["erin@example.com"]),
+          "retry: delivered that message only")
+    t.is_([e["id"] for e in parse(listing(sb)[1])], [stay_id],
           "retry: the other one is still queued")
-    flush(sb)
+    n = len(sb.messages())
+    rc, _, err = flush(sb)
+    t.is_(subject(sb.expect_arrival(t, "flush after retry", n, err=err)),
+          "stay", "the next flush delivers the other one")
 
 
 def test_one_connection(t, sb):
@@ -158,21 +172,24 @@ def test_one_connection(t, sb):
     before = len(sb.sessions())
     n0 = len(sb.messages())
     for i in range(5):
-        queue(sb, ["r%d@example.com" % i], "batch-%d" % i)
+        queue(t, sb, ["r%d@example.com" % i], "batch-%d" % i)
+    mark = sb.log_mark()
     rc, out, err = flush(sb)
     t.is_((rc, out, err), (0, b"", b""), "flush: exit 0, silent")
-    t.is_(sorted(subjects(sb)[n0:]), ["batch-%d" % i for i in range(5)],
+    msgs = sb.expect_arrivals(t, "flush", n0, 5, err=err)
+    t.is_(sorted(subjects(msgs)), ["batch-%d" % i for i in range(5)],
           "flush: all 5 delivered, each once")
     sess = sb.sessions()[before:]
     t.is_(len(sess), 1, "max_connections 1: exactly one session for 5")
-    t.ok(len(sess) == 1 and len(sess[0]["messages"]) == 5,
+    t.ok(len(sess) == 1 and {m["session"] for m in msgs} == {sess[0]["id"]},
          "the 5 messages on that session")
     t.is_(sb.violations(), [], "no protocol violations")
     rc, out, err = flush(sb)
     t.is_((rc, out, err, len(sb.sessions())), (0, b"", b"", before + 1),
           "nothing due: quiet, exit 0, no connection")
-    t.like(sb.log_text(), r"to=<r4@example\.com>.*status=sent",
-           "each delivery is logged")
+    new = sb.log_since(mark)
+    t.ok(all(re.search(r"to=<r%d@example\.com> .*status=sent" % i, new)
+             for i in range(5)), "each delivery is logged", new)
 
 
 def test_parallel(t, sb):
@@ -181,7 +198,7 @@ def test_parallel(t, sb):
     before = len(sb.sessions())
     n0 = len(sb.messages())
     for i in range(6):
-        queue(sb, ["p%d@example.com" % i], "par-%d" % i)
+        queue(t, sb, ["p%d@example.com" % i], "par-%d" % i)
     procs = [subprocess.Popen([os.path.join(harness.BUILDDIR, "bearmail"),
                                "queue", "flush", "--force"],
                               env=sb.env(), cwd=sb.dir,
@@ -192,8 +209,9 @@ def test_parallel(t, sb):
         p.stdout.close()
         p.stderr.close()
     t.is_(codes, [0, 0], "two flushes at once: both exit 0")
-    got = subjects(sb)[n0:]
-    t.is_(sorted(got), ["par-%d" % i for i in range(6)],
+    # all six are there when both flushes have exited: exactly six
+    got = sb.expect_arrivals(t, "two flushes at once", n0, 6)
+    t.is_(sorted(subjects(got)), ["par-%d" % i for i in range(6)],
           "two flushes at once: every message sent exactly once")
     t.ok(len(sb.sessions()) - before <= 2,
          "never more than max_connections (2) sessions, across both "
@@ -202,38 +220,46 @@ def test_parallel(t, sb):
 
     # a message being delivered is marked '*'
     sb.set_script({"delay": {"data": 3}})
-    queue(sb, ["slow@example.com"], "slow")
+    slow_id = queue(t, sb, ["slow@example.com"], "slow")
+    n = len(sb.messages())
     p = subprocess.Popen([os.path.join(harness.BUILDDIR, "bearmail"),
                           "queue", "flush"], env=sb.env(), cwd=sb.dir,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    flag = None
-    while time.monotonic() < deadline and flag != "*":
+    deadline = time.monotonic() + 60          # a hang guard
+    entries = []
+    while time.monotonic() < deadline and \
+            [(e["id"], e["flag"]) for e in entries] != [(slow_id, "*")]:
         time.sleep(0.2)
         entries = parse(listing(sb)[1])
-        flag = entries[0]["flag"] if entries else None
-    t.is_(flag, "*", "being delivered: '*' in the listing")
-    t.is_(p.wait(timeout=30), 0, "the slow flush finished")
+    t.is_([(e["id"], e["flag"]) for e in entries], [(slow_id, "*")],
+          "being delivered: '*' in the listing")
+    t.is_(p.wait(timeout=60), 0, "the slow flush finished")
+    t.is_(subject(sb.expect_arrival(t, "the slow flush", n)), "slow",
+          "the slow flush delivered it")
     sb.set_script({})
 
 
 def test_rate(t, sb):
     sb.write_config({"max_connections": "1", "rate": "2"})
     n0 = len(sb.messages())
-    for i in range(3):
-        queue(sb, ["rate%d@example.com" % i], "rate-%d" % i)
+    ids = [queue(t, sb, ["rate%d@example.com" % i], "rate-%d" % i)
+           for i in range(3)]
     rc, out, err = flush(sb)
     t.is_(rc, 0, "rate 2: flush exit 0")
-    t.is_(len(sb.messages()) - n0, 2, "rate 2: two sent within the minute")
+    msgs = sb.expect_arrivals(t, "rate 2", n0, 2, err=err)
+    t.is_(subjects(msgs), ["rate-0", "rate-1"],
+          "rate 2: two sent within the minute, oldest first")
     left = parse(listing(sb)[1])
-    t.is_([e["rcpts"] for e in left], [["rate2@example.com"]],
+    t.is_([(e["id"], e["rcpts"]) for e in left],
+          [(ids[2], ["rate2@example.com"])],
           "rate 2: the third stays queued for a later run")
     rc, _, _ = flush(sb, "--force")
-    t.is_(len(sb.messages()) - n0, 2,
-          "rate 2: a second flush in the same minute sends nothing either")
+    sb.expect_no_arrival(t, "rate 2: a second flush in the same minute "
+                         "sends nothing either", n0 + 2)
     sb.write_config({"max_connections": "1", "rate": "0"})
-    flush(sb)
-    t.is_(len(sb.messages()) - n0, 3, "rate 0: the rest goes")
+    rc, _, err = flush(sb)
+    t.is_(subject(sb.expect_arrival(t, "rate 0", n0 + 2, err=err)),
+          "rate-2", "rate 0: the rest goes")
 
 
 def test_failures(t, sb):
@@ -241,41 +267,43 @@ def test_failures(t, sb):
     # a temporary refusal: deferred with its reason, then retried
     sb.set_script({"rcpt": {"later@example.com": "451 4.3.0 Try later"}})
     n0 = len(sb.messages())
-    queue(sb, ["now@example.com", "later@example.com"], "partial")
+    qid = queue(t, sb, ["now@example.com", "later@example.com"], "partial")
+    mark = sb.log_mark()
     rc, out, err = flush(sb)
     t.is_(rc, 0, "451 for one recipient: flush exit 0")
-    msgs = sb.messages()[n0:]
-    t.is_([m["rcpt_tos"] for m in msgs], [["now@example.com"]],
+    m = sb.expect_arrival(t, "451 for one recipient", n0, err=err)
+    t.is_((m["rcpt_tos"], subject(m)), (["now@example.com"], "partial"),
           "the other recipient got it")
     left = parse(listing(sb)[1])
-    t.ok(len(left) == 1 and left[0]["rcpts"] == ["later@example.com"] and
+    t.ok(len(left) == 1 and left[0]["id"] == qid and
+         left[0]["rcpts"] == ["later@example.com"] and
          "451 4.3.0 Try later" in (left[0]["why"] or ""),
-         "deferred: listed with the server's words", listing(sb)[1])
-    t.like(sb.log_text(), r"to=<later@example\.com>.*status=deferred "
+         "deferred: listed under its ID with the server's words",
+         listing(sb)[1])
+    t.like(sb.log_since(mark), r"to=<later@example\.com>.*status=deferred "
            r"\(recipient later@example\.com refused \(451 4\.3\.0 Try "
-           r"later\), queued as [0-9A-F]+\)",
+           r"later\), queued as %s\)" % qid,
            "deferral logged with the queue id")
     rc, out, err = flush(sb)
-    t.is_(len(sb.messages()) - n0, 1, "not due yet: a plain flush waits")
+    sb.expect_no_arrival(t, "not due yet: a plain flush waits", n0 + 1)
     sb.set_script({})
-    flush(sb, "--force")
-    msgs = sb.messages()[n0:]
-    t.is_([m["rcpt_tos"] for m in msgs],
-          [["now@example.com"], ["later@example.com"]],
+    rc, out, err = flush(sb, "--force")
+    m = sb.expect_arrival(t, "--force", n0 + 1, err=err)
+    t.is_((m["rcpt_tos"], subject(m)), (["later@example.com"], "partial"),
           "--force: delivered to the deferred recipient, nobody twice")
 
     # a permanent refusal: bounced to the sender with the report parts
     sb.set_script({"rcpt": {"bad@example.com": "550 5.1.1 User unknown"}})
     n0 = len(sb.messages())
-    queue(sb, ["good@example.com", "bad@example.com"], "bounce-me")
+    queue(t, sb, ["good@example.com", "bad@example.com"], "bounce-me")
+    mark = sb.log_mark()
     rc, out, err = flush(sb)
     t.is_(rc, 0, "550 for one recipient: flush exit 0")
-    msgs = sb.messages()[n0:]
+    msgs = sb.expect_arrivals(t, "550 for one recipient", n0, 2, err=err)
     t.is_([m["rcpt_tos"] for m in msgs], [["good@example.com"], [USER]],
           "the good recipient got it; the bounce went to the sender")
-    b = msgs[-1]["bytes"] if len(msgs) == 2 else b""
-    t.is_(msgs[-1]["mail_from"] if msgs else None, USER,
-          "the bounce is sent through the account")
+    b = msgs[1]["bytes"]
+    t.is_(msgs[1]["mail_from"], USER, "the bounce is sent through the account")
     for pat in (rb"Content-Type: multipart/report; "
                 rb"report-type=delivery-status",
                 rb"Subject: Undelivered Mail Returned to Sender",
@@ -287,10 +315,13 @@ def test_failures(t, sb):
                 rb"Content-Type: text/rfc822-headers",
                 rb"\r\nSubject: bounce-me\r\n"):
         t.ok(re.search(pat, b), "bounce: %s" % pat.decode()[:50])
-    t.ok(b"good@example.com" not in b.split(b"message/delivery-status")[-1]
-         .split(b"text/rfc822-headers")[0], "bounce: only the failed one")
-    t.ok(b"body of bounce-me" not in b, "bounce: the body is not returned")
-    t.like(sb.log_text(), r"to=<bad@example\.com>.*status=bounced",
+    status = b.split(b"message/delivery-status")[-1].split(
+        b"text/rfc822-headers")[0]
+    t.ok(b"Final-Recipient: rfc822; bad@example.com" in status and
+         b"good@example.com" not in status, "bounce: only the failed one")
+    t.ok(b"\r\nSubject: bounce-me\r\n" in b and b"body of bounce-me" not in b,
+         "bounce: the body is not returned")
+    t.like(sb.log_since(mark), r"to=<bad@example\.com>.*status=bounced",
            "the refusal is logged as bounced")
     t.is_(listing(sb)[1], "Mail queue is empty\n", "nothing left queued")
 
@@ -302,11 +333,14 @@ def test_failures(t, sb):
     sb.set_script({"rcpt": {"bad@example.com": "550 5.1.1 User unknown"},
                    "delay": {"data": 1.2}})
     n0 = len(sb.messages())
-    queue(sb, ["good@example.com", "bad@example.com"], "early-bounce")
-    queue(sb, ["good@example.com"], "slow-second")
+    queue(t, sb, ["good@example.com", "bad@example.com"], "early-bounce")
+    queue(t, sb, ["good@example.com"], "slow-second")
     rc, out, err = flush(sb)
-    t.is_([m["rcpt_tos"] for m in sb.messages()[n0:]],
-          [["good@example.com"], ["good@example.com"], [USER]],
+    msgs = sb.expect_arrivals(t, "a slow flush", n0, 3, err=err)
+    t.is_([(m["rcpt_tos"], subject(m)) for m in msgs],
+          [(["good@example.com"], "early-bounce"),
+           (["good@example.com"], "slow-second"),
+           ([USER], "Undelivered Mail Returned to Sender")],
           "a bounce made in a slow flush's first pass goes out in its second")
     t.is_(listing(sb)[1], "Mail queue is empty\n",
           "a slow flush leaves no bounce behind")
@@ -315,10 +349,11 @@ def test_failures(t, sb):
     # a bounce that fails is not bounced again
     sb.set_script({"rcpt": {"bad@example.com": "550 5.1.1 User unknown",
                             USER: "550 5.1.1 Mailbox gone"}})
-    before = len(sb.sessions())
-    queue(sb, ["bad@example.com"], "double")
+    before, n0 = len(sb.sessions()), len(sb.messages())
+    queue(t, sb, ["bad@example.com"], "double")
     flush(sb)
     flush(sb, "--force")
+    sb.expect_no_arrival(t, "a bounce that fails", n0)
     rcpts = [c.strip() for s in sb.sessions()[before:]
              for c in s["commands"] if c.upper().startswith("RCPT")]
     t.is_(sorted(rcpts), sorted(["RCPT TO:<bad@example.com>",
@@ -332,27 +367,28 @@ def test_expiry(t, sb):
     sb.write_config({"max_connections": "1", "rate": "0"})
     sb.set_script({"rcpt": {"slowpoke@example.com": "451 4.4.1 No answer"}})
     n0 = len(sb.messages())
-    queue(sb, ["slowpoke@example.com"], "expire-me")
+    qid = queue(t, sb, ["slowpoke@example.com"], "expire-me")
     flush(sb)
     left = parse(listing(sb)[1])
-    t.is_(len(left), 1, "451: still queued")
+    t.is_([e["id"] for e in left], [qid], "451: still queued")
     # age it past queue_lifetime (5 days by default)
-    path = os.path.join(sb.dir, "queue", "deferred", left[0]["id"] + ".env")
+    path = os.path.join(sb.dir, "queue", "deferred", "%s.env" % qid)
     with open(path, encoding="utf-8") as f:
         env = json.load(f)
     env["created"] -= 6 * 86400
     with open(path, "w", encoding="utf-8") as f:
         json.dump(env, f)
+    mark = sb.log_mark()
     rc, out, err = flush(sb)
-    msgs = sb.messages()[n0:]
-    t.is_((rc, [m["rcpt_tos"] for m in msgs]), (0, [[USER]]),
+    m = sb.expect_arrival(t, "past queue_lifetime", n0, err=err)
+    t.is_((rc, m["rcpt_tos"]), (0, [USER]),
           "past queue_lifetime: bounced to the sender, not retried")
-    b = msgs[-1]["bytes"] if msgs else b""
+    b = m["bytes"]
     t.ok(re.search(rb"Final-Recipient: rfc822; slowpoke@example\.com\r\n"
                    rb"Action: failed\r\nStatus: 5\.4\.7\r\n"
                    rb"Diagnostic-Code: smtp; 451 4\.4\.1 No answer", b),
          "expired: the report carries 5.4.7 and the last reply", b[-900:])
-    t.like(sb.log_text(), r"to=<slowpoke@example\.com>.*status=bounced "
+    t.like(sb.log_since(mark), r"to=<slowpoke@example\.com>.*status=bounced "
            r"\(message expired after 5 days", "expiry logged as bounced")
     t.is_(listing(sb)[1], "Mail queue is empty\n", "expired: removed")
     sb.set_script({})
@@ -382,11 +418,11 @@ def test_background(t, sb):
     except subprocess.TimeoutExpired:
         rc = "still waiting after 60 s"
     t.is_(rc, 0, "-odb: exit 0 while the flush it started is held")
-    t.is_(len(sb.messages()), n0, "-odb: nothing sent before it returned")
+    sb.expect_no_arrival(t, "-odb: before it returned", n0)
     open(gate, "w").close()
-    msgs = sb.wait_messages(n0 + 1, timeout=60)
-    t.ok(len(msgs) > n0 and msgs[-1]["rcpt_tos"] == ["bg@example.com"],
-         "-odb: the detached flush delivered it")
+    m = sb.expect_arrival(t, "-odb: the detached flush", n0, timeout=60)
+    t.is_((m["rcpt_tos"], subject(m)), (["bg@example.com"], "background"),
+          "-odb: the detached flush delivered it")
 
 
 def test_opportunistic(t, sb):
@@ -394,17 +430,20 @@ def test_opportunistic(t, sb):
     is due in the queue."""
     t.is_(listing(sb)[1], "Mail queue is empty\n", "opportunistic: start "
           "from an empty queue")
-    rc, _ = queue(sb, ["waiting@example.com"], "was waiting")
-    t.is_(rc, 0, "opportunistic: one message queued (due now)")
+    queue(t, sb, ["waiting@example.com"], "was waiting")
+    n = len(sb.messages())
     rc, _, err = sb.run_sendmail(["-i", "now@example.com"],
                                  b"Subject: sent now\n\nhi\n")
-    t.is_(rc, 0, "opportunistic: a synchronous delivery succeeds")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and "was waiting" not in subjects(sb):
-        time.sleep(0.1)
-    t.ok("was waiting" in subjects(sb),
-         "opportunistic: the queued message went out in the background")
-    deadline = time.monotonic() + 30
+    t.is_(rc, 0, "opportunistic: a synchronous delivery: exit 0")
+    # the background run starts once the synchronous delivery is done, so
+    # the two arrive in this order
+    msgs = sb.expect_arrivals(t, "opportunistic", n, 2, timeout=60, err=err)
+    t.is_([(subject(m), m["rcpt_tos"]) for m in msgs],
+          [("sent now", ["now@example.com"]),
+           ("was waiting", ["waiting@example.com"])],
+          "opportunistic: delivered at once, then the queued message went "
+          "out in the background")
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline and \
             listing(sb)[1] != "Mail queue is empty\n":
         time.sleep(0.1)
@@ -413,17 +452,20 @@ def test_opportunistic(t, sb):
 
 
 def test_secrets(t, sb):
-    queue(sb, ["v@example.com"], "verbose")
+    queue(t, sb, ["v@example.com"], "verbose")
+    n = len(sb.messages())
     rc, out, err = flush(sb, "-v")
     text = (out + err).decode("utf-8", "replace")
-    store = sb.token_store()
     t.is_(rc, 0, "flush -v: exit 0")
-    t.like(text, r"AUTH XOAUTH2", "flush -v: shows the dialogue")
-    t.ok(store["access_token"] not in text and
-         store["refresh_token"] not in text, "flush -v: no token shown")
+    t.is_(subject(sb.expect_arrival(t, "flush -v", n, err=err)), "verbose",
+          "flush -v: the message arrived")
+    t.like(text, r"(?m)^>>> AUTH XOAUTH2$", "flush -v: shows the dialogue")
+    tokens = [v for k, v in sb.token_store().items()
+              if k.endswith("_token") and v]
+    t.ok(tokens and not any(v in text for v in tokens),
+         "flush -v: no token shown")
     logs = sb.log_text()
-    t.ok(store["access_token"] not in logs and
-         store["refresh_token"] not in logs, "no token in the log")
+    t.ok(tokens and not any(v in logs for v in tokens), "no token in the log")
 
 
 def tests(t):

@@ -4,7 +4,8 @@ queued envelopes damaged on disk is named by `mailq` and moved to
 corrupt/, the log says what happened, and `bearmail queue flush` delivers
 the other two; a truncated data file is not sent, and its message is
 moved aside and named; an envelope written before checksums is still
-delivered."""
+delivered.  Each message queued is found by its ID, each flush judged by
+exactly what arrived at the server."""
 import collections
 import glob
 import os
@@ -35,7 +36,7 @@ def msg(subject):
 def subject(m):
     head = m["bytes"].split(b"\r\n\r\n", 1)[0]
     found = re.search(rb"(?m)^Subject: (qd-[^\r\n]*)", head)
-    return found.group(1).decode() if found else None
+    return found.group(1).decode() if found else ""
 
 
 def delivered(sb, prefix):
@@ -44,12 +45,18 @@ def delivered(sb, prefix):
                                if s and s.startswith(prefix))
 
 
+def queue_one(t, sb, name, subject):
+    """sendmail -odq: exit 0, nothing sent, the ID its log line gives in
+    the listing; the ID."""
+    return sb.expect_deferred(t, name, ["-i", "-odq", "bob@example.com"],
+                              msg(subject), r"queued by request \(-odq\)",
+                              env=ENV)
+
+
 def queue_three(t, sb, tag):
     """Queue qd-TAG-a, -b, -c with -odq: {letter: (id, data bytes)}."""
-    for x in "abc":
-        rc, _, err = sb.run_sendmail(["-i", "-odq", "bob@example.com"],
-                                     msg("qd-%s-%s" % (tag, x)), env=ENV)
-        t.is_(rc, 0, "%s: qd-%s-%s queued" % (tag, tag, x))
+    ids = {x: queue_one(t, sb, "%s: qd-%s-%s" % (tag, tag, x),
+                        "qd-%s-%s" % (tag, x)) for x in "abc"}
     found = {}
     for path in glob.glob(os.path.join(qdir(sb), "data", "*.msg")):
         with open(path, "rb") as f:
@@ -58,7 +65,8 @@ def queue_three(t, sb, tag):
         if s:
             found[s.group(1).decode()] = (
                 os.path.basename(path)[:-len(".msg")], data)
-    t.is_(sorted(found), ["a", "b", "c"], "%s: three data files" % tag)
+    t.is_({x: found[x][0] for x in found}, ids,
+          "%s: three data files, named by their IDs" % tag)
     return found
 
 
@@ -127,11 +135,13 @@ def damaged_envelope(t, sb):
            "damaged envelope: one log line names the message, why, where "
            "and what to do")
 
+    n = len(sb.messages())
     rc, out = flush(sb)
     t.diag("flush: exit %d %r" % (rc, out))
+    new = sb.expect_arrivals(t, "damaged envelope: the flush", n, 2, err=out)
     t.is_(dict(delivered(sb, "qd-env-")), {"qd-env-a": 1, "qd-env-c": 1},
           "damaged envelope: the flush delivers the other two, once each")
-    got = {subject(m): m["bytes"] for m in sb.messages()}
+    got = {subject(m): m["bytes"] for m in new}
     t.ok(got.get("qd-env-a") == q["a"][1] and
          got.get("qd-env-c") == q["c"][1],
          "damaged envelope: they arrive exactly as queued")
@@ -155,21 +165,24 @@ def truncated_data(t, sb):
         f.truncate(len(data) - 10)
 
     before = len(sb.messages(accepted_only=False))
+    n, mark = len(sb.messages()), sb.log_mark()
     rc, out = flush(sb)
     t.diag("flush: exit %d %r" % (rc, out))
-    t.is_(dict(delivered(sb, "qd-data-")), {"qd-data-a": 1, "qd-data-b": 1},
+    new = sb.expect_arrivals(t, "truncated data: the flush", n, 2, err=out)
+    t.is_(sorted(subject(m) for m in new), ["qd-data-a", "qd-data-b"],
           "truncated data: the other two are delivered")
     sent = [subject(m) for m in sb.messages(accepted_only=False)[before:]]
-    t.ok("qd-data-c" not in sent, "truncated data: nothing is sent for it",
-         sent)
+    t.is_(sorted(sent), ["qd-data-a", "qd-data-b"],
+          "truncated data: nothing is sent for it")
     t.ok(in_corrupt(sb, bad) and not envelopes(sb, bad),
          "truncated data: the message is moved to corrupt/")
-    t.like(sb.log_text(), r"data file of message %s is damaged \(%d bytes, "
+    t.like(sb.log_since(mark), r"data file of message %s is damaged \(%d "
+           r"bytes, "
            r"expected %d\).*moved to %s/corrupt/"
            % (bad, len(data) - 10, len(data), re.escape(qdir(sb))),
            "truncated data: the log says what is wrong and where it went")
-    after = sb.log_text().split("data file of message %s is damaged" %
-                                bad, 1)[-1]
+    after = sb.log_since(mark).split("data file of message %s is damaged" %
+                                     bad, 1)[-1]
     t.ok(not re.search(r"status=deferred.*queued as %s" % bad, after) and
          "no longer in the queue" not in after, "truncated data: once "
          "moved aside, not logged as deferred, nor as vanished", after)
@@ -178,28 +191,33 @@ def truncated_data(t, sb):
            "truncated data: mailq names it as damaged")
     flush(sb)
     sent = [subject(m) for m in sb.messages(accepted_only=False)[before:]]
-    t.ok("qd-data-c" not in sent and not envelopes(sb, bad),
-         "truncated data: a second flush neither sends it nor brings it "
-         "back", sent)
+    t.ok(sorted(sent) == ["qd-data-a", "qd-data-b"] and
+         not envelopes(sb, bad), "truncated data: a second flush neither "
+         "sends it nor brings it back", sent)
 
 
 def before_checksums(t, sb):
     clear(sb)
-    rc, _, _ = sb.run_sendmail(["-i", "-odq", "bob@example.com"],
-                               msg("qd-old"), env=ENV)
-    paths = glob.glob(os.path.join(qdir(sb), "new", "*.env"))
-    t.ok(rc == 0 and len(paths) == 1, "old envelope: one message queued")
-    with open(paths[0], encoding="utf-8") as f:
+    qid = queue_one(t, sb, "old envelope", "qd-old")
+    path = os.path.join(qdir(sb), "new", "%s.env" % qid)
+    t.is_(glob.glob(os.path.join(qdir(sb), "new", "*.env")), [path],
+          "old envelope: one message queued")
+    with open(path, encoding="utf-8") as f:
         text = f.read()
     t.like(text, r'"sha256":"[0-9a-f]{64}"', "new envelopes record a "
            "SHA-256 of the data")
-    with open(paths[0], "w", encoding="utf-8") as f:
-        f.write(re.sub(r'(?m)^\s*"sha256":"[0-9a-f]*",\n', "", text))
-    flush(sb)
-    t.is_(dict(delivered(sb, "qd-old")), {"qd-old": 1},
-          "an envelope written before checksums is still delivered")
-    t.ok(not in_corrupt(sb, os.path.basename(paths[0])[:-len(".env")]),
-         "old envelope: not taken for damaged")
+    old = re.sub(r'(?m)^\s*"sha256":"[0-9a-f]*",\n', "", text)
+    t.ok("sha256" not in old, "old envelope: the checksum taken out")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(old)
+    n = len(sb.messages())
+    rc, out = flush(sb)
+    m = sb.expect_arrival(t, "old envelope: the flush", n, err=out)
+    t.is_(subject(m), "qd-old", "an envelope written before checksums is "
+          "still delivered")
+    t.is_(dict(delivered(sb, "qd-old")), {"qd-old": 1}, "old envelope: once")
+    t.ok(not in_corrupt(sb, qid) and not os.path.exists(path),
+         "old envelope: not taken for damaged, gone once sent")
 
 
 def tests(t):

@@ -139,7 +139,24 @@ def connect(sb, tls=True):
     return s
 
 
+def new_session(t, sb, before, name):
+    """The one session opened after the first before (no_session() when
+    there were none or several)."""
+    new = sb.sessions()[before:]
+    t.is_(len(new), 1, "%s: one session recorded" % name)
+    return new[0] if len(new) == 1 else harness.no_session()
+
+
+def reply_or_none(s):
+    """(code, text) of the next reply; (None, why) when the server closed."""
+    try:
+        return s.getreply()
+    except smtplib.SMTPException as e:
+        return None, str(e).encode()
+
+
 def test_smtp_gates(t, sb, token):
+    before = len(sb.sessions())
     s = smtplib.SMTP("127.0.0.1", sb.smtp_port, timeout=10)
     code, text = s.ehlo("client.example")
     feats = text.decode().splitlines()[1:]
@@ -169,7 +186,7 @@ def test_smtp_gates(t, sb, token):
     t.is_(s.docmd("AUTH", "XOAUTH2 " + xoauth2(USER, token)),
           (235, b"2.7.0 Authentication successful"), "good token: 235 2.7.0")
     s.quit()
-    sess = sb.sessions()[-1]
+    sess = new_session(t, sb, before, "gates")
     t.ok("MAIL before STARTTLS" in sess["violations"] and
          "MAIL before AUTH" in sess["violations"] and
          "AUTH before STARTTLS" in sess["violations"],
@@ -189,6 +206,7 @@ def test_smtp_gates(t, sb, token):
 
 
 def test_smtp_continuations(t, sb, token):
+    before = len(sb.sessions())
     s = connect(sb)
     t.is_(s.docmd("AUTH", "XOAUTH2"), (334, b""), "XOAUTH2 without IR: 334")
     t.is_(s.docmd(xoauth2(USER, token))[0], 235, "XOAUTH2 after 334: 235")
@@ -210,14 +228,15 @@ def test_smtp_continuations(t, sb, token):
     t.is_(s.docmd("AUTH", "XOAUTH2 " + xoauth2(USER, expired))[0], 535,
           "expired token: 535")
     s.quit()
-    cmds = [s["commands"] for s in sb.sessions()
-            if "AUTH XOAUTH2\r\n" in s["commands"]][0]
+    cmds = sb.sessions()[before]["commands"] if \
+        len(sb.sessions()) > before else []
     t.ok("AUTH XOAUTH2\r\n" in cmds and
          "<ok user=%s>\r\n" % USER in cmds, "continuation redacted", cmds)
 
 
 def test_smtp_message(t, sb, token):
     sb.set_script({"rcpt": {"bad@example.com": "550 5.1.1 User unknown"}})
+    n = len(sb.messages())
     s = connect(sb)
     s.docmd("AUTH", "XOAUTH2 " + xoauth2(USER, token))
     s.send(("MAIL FROM:<%s> RET=HDRS ENVID=id+2B1\r\n"
@@ -229,22 +248,23 @@ def test_smtp_message(t, sb, token):
     body = (b"Subject: t\r\n\r\nline1\nbare-lf\r\nbare\rcr\r\n"
             b"..dot\r\n.\r\n")
     s.send(body)
-    code, text = s.getreply()
-    t.ok(code == 250 and text.startswith(b"2.0.0 OK <"), "message accepted")
-    s.quit()
-    msgs = sb.wait_messages(1)
-    m = msgs[-1] if msgs else {}
-    t.is_(m.get("bytes"), b"Subject: t\r\n\r\nline1\nbare-lf\r\nbare\rcr\r\n"
+    code, text = reply_or_none(s)
+    t.ok(code == 250 and text.startswith(b"2.0.0 OK <"), "message accepted",
+         (code, text))
+    if code is not None:
+        s.quit()
+    m = sb.expect_arrival(t, "pipelined message", n)
+    t.is_(m["bytes"], b"Subject: t\r\n\r\nline1\nbare-lf\r\nbare\rcr\r\n"
           b".dot\r\n", "exact bytes recorded (bare LF/CR kept, unstuffed)")
-    t.is_((m.get("mail_from"), m.get("mail_options")),
+    t.is_((m["mail_from"], m["mail_options"]),
           (USER, ["RET=HDRS", "ENVID=id+2B1"]), "MAIL and DSN params")
-    t.is_((m.get("rcpt_tos"), m.get("rcpt_options")),
+    t.is_((m["rcpt_tos"], m["rcpt_options"]),
           (["bob@example.com"], [["NOTIFY=SUCCESS,FAILURE",
                                   "ORCPT=rfc822;bob@example.com"]]),
           "RCPT and DSN params")
-    t.is_(m.get("rejected"), [["bad@example.com", "550 5.1.1 User unknown"]],
+    t.is_(m["rejected"], [["bad@example.com", "550 5.1.1 User unknown"]],
           "scripted 550 on a recipient recorded")
-    t.is_(sb.sessions()[-1]["violations"], [], "a correct pipeline: clean")
+    t.is_(sb.session_of(m)["violations"], [], "a correct pipeline: clean")
 
 
 def test_smtp_script(t, sb, token):
@@ -255,6 +275,7 @@ def test_smtp_script(t, sb, token):
     except smtplib.SMTPConnectError as e:
         t.is_(e.smtp_code, 421, "scripted greeting 421")
     sb.set_script({"remove_ext": ["PIPELINING", "STARTTLS"]})
+    before = len(sb.sessions())
     s = smtplib.SMTP("127.0.0.1", sb.smtp_port, timeout=10)
     s.ehlo("x")
     t.ok(not s.has_extn("starttls") and not s.has_extn("pipelining"),
@@ -263,10 +284,12 @@ def test_smtp_script(t, sb, token):
     s.getreply()
     s.getreply()
     s.quit()
-    t.ok(any("without PIPELINING" in v for v in sb.sessions()[-1]
-             ["violations"]), "pipelining without PIPELINING is noticed")
+    t.ok(any("without PIPELINING" in v for v in new_session(
+        t, sb, before, "remove_ext")["violations"]),
+        "pipelining without PIPELINING is noticed")
     sb.set_script({"drop_after_data": True, "mail": "250 2.1.0 fine",
                    "auth": None})
+    seen = len(sb.messages(accepted_only=False))
     s = connect(sb)
     s.docmd("AUTH", "XOAUTH2 " + xoauth2(USER, token))
     try:
@@ -274,9 +297,12 @@ def test_smtp_script(t, sb, token):
         t.ok(False, "drop_after_data closes without a reply")
     except smtplib.SMTPServerDisconnected:
         t.ok(True, "drop_after_data closes without a reply")
-    t.is_([m["reply"] for m in sb.messages(accepted_only=False)][-1:], [None],
+    t.is_([(m["bytes"], m["reply"], m["accepted"])
+           for m in sb.messages(accepted_only=False)[seen:]],
+          [(b"Subject: d\r\n\r\nx\r\n", None, False)],
           "dropped message recorded as unanswered")
     sb.set_script({})
+    n = len(sb.messages())
     s = connect(sb)
     s.docmd("AUTH", "XOAUTH2 " + xoauth2(USER, token))
     s.docmd("MAIL", "FROM:<%s> BODY=BINARYMIME" % USER)
@@ -284,10 +310,12 @@ def test_smtp_script(t, sb, token):
     s.send(b"BDAT 5\r\nab\r\nc")
     c1 = s.getreply()[0]
     s.send(b"BDAT 3 LAST\r\n\n\r\n")
-    c2 = s.getreply()[0]
-    s.quit()
-    t.is_((c1, c2, sb.wait_messages(2)[-1]["bytes"]),
-          (250, 250, b"ab\r\nc\n\r\n"), "BDAT chunks")
+    c2 = reply_or_none(s)[0]
+    if c2 is not None:
+        s.quit()
+    m = sb.expect_arrival(t, "BDAT", n)
+    t.is_((c1, c2, m["bytes"], m["via"]),
+          (250, 250, b"ab\r\nc\n\r\n", "BDAT"), "BDAT chunks")
 
 
 def test_smtps(t, sb, token):

@@ -180,6 +180,7 @@ class Sandbox:
                  script=None, smtps=False, lifetime=3600):
         self.procs = []
         self.last_run = None
+        self.last_log = None
         self.dir = os.path.realpath(tempfile.mkdtemp(prefix="bearmail-test-"))
         atexit.register(self.stop)
         try:
@@ -405,8 +406,9 @@ class Sandbox:
                     out.append(dict(m, bytes=f.read(), session=s["id"]))
         return out
 
-    def wait_messages(self, n, timeout=10.0, accepted_only=True):
-        """Wait until at least n messages are recorded; return them all."""
+    def wait_messages(self, n, timeout=60.0, accepted_only=True):
+        """Wait until at least n messages are recorded; return them all.
+        The timeout is a hang guard: it returns as soon as they are there."""
         deadline = time.monotonic() + timeout
         while True:
             msgs = self.messages(accepted_only)
@@ -481,6 +483,36 @@ class Sandbox:
              "%s: queued (%s)" % (name, qid or "no \"queued as ID\""),
              "output: %r\nqueue:\n%s" % (text, listing))
         return qid
+
+    def expect_deferred(self, t, name, args, stdin_bytes, reason, env=None):
+        """Run sendmail for a message that must wait: exit 0, nothing
+        arrived, one new log line "status=deferred (... queued as ID)"
+        that matches reason (a regex: why it waits, so that a message
+        queued for another reason does not pass), and that ID in the
+        queue.  Returns the ID (None when it was not queued); (rc, stdout,
+        stderr) is in self.last_run, the new log text in self.last_log."""
+        n, mark = len(self.messages()), self.log_mark()
+        rc, out, err = self.run_sendmail(args, stdin_bytes, env)
+        self.last_run = (rc, out, err)
+        t.is_(rc, 0, "%s: exit 0 (queued)" % name)
+        self.expect_no_arrival(t, name, n)
+        self.last_log = new = self.log_since(mark)
+        lines = [l for l in new.splitlines()
+                 if re.search(r"status=deferred \(.*queued as ", l) and
+                 re.search(reason, l)]
+        t.ok(len(lines) == 1, "%s: logged as deferred (%s)" % (name, reason),
+             "new log lines:\n%s\nsender's stderr: %r" % (
+                 new.rstrip() or "(none)", err))
+        return self.expect_queued(t, name, lines[0] if lines else "")
+
+    def log_mark(self):
+        """Where the bearmail log ends now: log_since() reads from there."""
+        return len(self.log_text())
+
+    def log_since(self, mark):
+        """What the bearmail log gained after log_mark() returned mark: the
+        lines of the case at hand, not an earlier one's."""
+        return self.log_text()[mark:]
 
     def session_of(self, m):
         """The session a message came in (no_session() when it did not)."""
@@ -581,6 +613,8 @@ class Sandbox:
         return self.run("bearmail", args, stdin_bytes, env, timeout)
 
     def log_text(self):
+        if os.path.lexists(self.log) and not os.path.isfile(self.log):
+            return ""               # a FIFO or a directory a test put there
         try:
             with open(self.log, encoding="utf-8", errors="replace") as f:
                 return f.read()

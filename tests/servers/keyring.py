@@ -72,7 +72,7 @@ def start(home, run):
             stderr=subprocess.DEVNULL, env=env)
     proc.stdin.write(KEYRING_PASSWORD)
     proc.stdin.close()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60     # a hang guard: done once it answers
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return None, "gnome-keyring-daemon exited with %d" % proc.returncode
@@ -81,7 +81,7 @@ def start(home, run):
         time.sleep(0.2)
     else:
         stop(proc)
-        return None, "the keyring did not come up within 10 s"
+        return None, "the keyring did not come up within 60 s"
     # export what it printed (nothing for the secrets component alone)
     with open(printed, encoding="utf-8", errors="replace") as f:
         for line in f:
